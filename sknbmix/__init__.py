@@ -1,0 +1,13 @@
+"""Mixtures of negative binomial distributions for count data.
+
+sknbmix fits mixtures of negative binomials to transcript counts (smFISH,
+single-cell RNA) by maximum likelihood, as scikit-learn estimators.
+"""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+from sknbmix._mixture import NegBinomMixture
+
+__version__ = "0.1.0.dev0"
+
+__all__ = ["NegBinomMixture", "__version__"]

@@ -1,0 +1,189 @@
+"""Validation of count matrices and their compression to distinct values.
+
+Every likelihood sum in sknbmix runs over a table of the distinct counts of
+each feature rather than over cells: zeros share one log-probability and add
+nothing to the score for ``alpha``, and counts repeat, so the table is much
+smaller than the data (Rex1 in the built-in data: 279 cells, 176 values).
+"""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.special import gammaln
+
+
+def _check_counts(X, estimator_name="NegBinomMixture"):
+    """Raise a ValueError unless X holds non-negative whole numbers.
+
+    Parameters
+    ----------
+    X : ndarray or scipy sparse matrix of float
+        Already validated numerically (finite, 2-D).
+
+    estimator_name : str
+        Used in the messages.
+    """
+    values = X.data if sp.issparse(X) else X
+    # The wording "Negative values in data" is scikit-learn's
+    # (check_non_negative); estimator checks look for it.
+    negative = values < 0
+    if negative.any():
+        raise ValueError(
+            f"Negative values in data passed to {estimator_name}: found "
+            f"{float(values[negative].flat[0]):g} at {_position(X, negative)}. "
+            "A negative binomial mixture models non-negative integer counts."
+        )
+    fractional = values != np.floor(values)
+    if fractional.any():
+        raise ValueError(
+            f"{estimator_name} expects integer counts, but found the "
+            f"non-integer value {float(values[fractional].flat[0]):g} at "
+            f"{_position(X, fractional)}. A negative binomial likelihood on "
+            "normalised or log-transformed data is not meaningful: pass raw "
+            "counts."
+        )
+
+
+def _position(X, mask):
+    """Describe where the first True of ``mask`` lies, as 'row i, column j'."""
+    if not sp.issparse(X):
+        row, col = np.argwhere(mask)[0]
+        return f"row {row}, column {col}"
+    # mask runs over X.data, which validation leaves in CSR or CSC layout.
+    first = np.flatnonzero(mask)[0]
+    outer = np.searchsorted(X.indptr, first, side="right") - 1
+    inner = X.indices[first]
+    row, col = (outer, inner) if X.format == "csr" else (inner, outer)
+    return f"row {row}, column {col}"
+
+
+@dataclass
+class CountTable:
+    """The distinct counts of each feature and how the cells map onto them.
+
+    Entries are grouped by feature, in ascending value within each feature,
+    and every feature has an entry for the value 0 first (possibly with
+    multiplicity 0), so no feature's group is ever empty.
+
+    Attributes
+    ----------
+    n_samples, n_features : int
+    values : ndarray of shape (n_entries,)
+        The distinct counts, as float.
+    feature : ndarray of shape (n_entries,)
+        Which feature each entry belongs to.
+    starts : ndarray of shape (n_features,)
+        Index of each feature's first entry (its zero); for ``np.add.reduceat``.
+    multiplicity : ndarray of shape (n_entries,)
+        How many cells have this count of this feature.
+    log_factorial : ndarray of shape (n_entries,)
+        ``gammaln(values + 1)``.
+    indicator : sparse matrix of shape (n_samples, n_entries)
+        Row i has a 1 at the entry of each non-zero count of cell i. Zero
+        counts are left out: their log-probability is a per-component
+        constant, and they add nothing to the score for ``alpha``.
+    """
+
+    n_samples: int
+    n_features: int
+    values: np.ndarray
+    feature: np.ndarray
+    starts: np.ndarray
+    multiplicity: np.ndarray
+    log_factorial: np.ndarray
+    indicator: sp.csr_matrix
+
+    @property
+    def n_entries(self):
+        return self.values.shape[0]
+
+    def feature_table(self, feature):
+        """The table of one feature alone."""
+        start = self.starts[feature]
+        stop = self.starts[feature + 1] if feature + 1 < self.n_features else None
+        entries = slice(start, stop)
+        return CountTable(
+            n_samples=self.n_samples,
+            n_features=1,
+            values=self.values[entries],
+            feature=np.zeros_like(self.feature[entries]),
+            starts=np.zeros(1, dtype=self.starts.dtype),
+            multiplicity=self.multiplicity[entries],
+            log_factorial=self.log_factorial[entries],
+            indicator=self.indicator[:, entries],
+        )
+
+    def feature_sum(self, per_entry):
+        """Sum ``per_entry`` (entries on the last axis) within each feature."""
+        return np.add.reduceat(per_entry, self.starts, axis=-1)
+
+
+def build_count_table(X):
+    """Compress a validated count matrix to a :class:`CountTable`.
+
+    Parameters
+    ----------
+    X : ndarray or scipy sparse matrix of shape (n_samples, n_features)
+        Non-negative whole numbers. Sparse input is read, never densified.
+
+    Returns
+    -------
+    table : CountTable
+    """
+    n_samples, n_features = X.shape
+    rows, cols, vals = _nonzeros(X)
+    vals = vals.astype(np.int64)
+    stride = int(vals.max()) + 1 if vals.size else 1
+    # One sort of (feature, value) keys yields the table grouped by feature and
+    # ordered by value; the zero of every feature is added as a key of its own.
+    keys = np.concatenate(
+        [np.arange(n_features, dtype=np.int64) * stride, cols * stride + vals]
+    )
+    unique_keys, inverse, counts = np.unique(
+        keys, return_inverse=True, return_counts=True
+    )
+    feature = unique_keys // stride
+    values = (unique_keys % stride).astype(np.float64)
+    starts = inverse[:n_features]
+    multiplicity = (counts - np.bincount(starts, minlength=unique_keys.size)).astype(
+        np.float64
+    )
+    # The zero entries hold the cells without a non-zero count of the feature.
+    nnz_per_feature = np.bincount(cols, minlength=n_features)
+    multiplicity[starts] = n_samples - nnz_per_feature
+    indicator = sp.csr_matrix(
+        (np.ones(rows.size), (rows, inverse[n_features:])),
+        shape=(n_samples, unique_keys.size),
+    )
+    return CountTable(
+        n_samples=n_samples,
+        n_features=n_features,
+        values=values,
+        feature=feature,
+        starts=starts,
+        multiplicity=multiplicity,
+        log_factorial=gammaln(values + 1.0),
+        indicator=indicator,
+    )
+
+
+def _nonzeros(X):
+    """Row indices, column indices and values of the non-zeros of X."""
+    if sp.issparse(X):
+        coo = X.tocoo()
+        keep = coo.data != 0
+        return (
+            coo.row[keep].astype(np.int64),
+            coo.col[keep].astype(np.int64),
+            coo.data[keep],
+        )
+    rows, cols = np.nonzero(X)
+    return rows.astype(np.int64), cols.astype(np.int64), X[rows, cols]
+
+
+def row_totals(X):
+    """Total count of each row, for sparse or dense X."""
+    return np.asarray(X.sum(axis=1)).ravel()

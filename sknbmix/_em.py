@@ -1,0 +1,410 @@
+"""Expectation-maximisation for negative binomial mixtures, accelerated.
+
+Parameters live in log coordinates as a :class:`Theta` of arrays shaped
+``(n_starts, n_components, n_features)`` (log-weights: ``(n_starts,
+n_components, 1)`` when the weights are shared), so that several starts - and,
+with independent weights, all features - run in one vectorised EM. A *problem*
+is one independent maximisation: one start of the shared model, or one
+(start, feature) pair of the independent one; convergence and the SQUAREM step
+length are decided per problem. Components sit on axis 1, not last: numpy
+reduces over a short last axis far more slowly than over a leading one.
+"""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+from typing import NamedTuple
+
+import numpy as np
+from scipy.special import logsumexp
+
+from sknbmix._nbinom import (
+    ALPHA_MAX,
+    ALPHA_MIN,
+    MEAN_MIN,
+    log_rising_factorial,
+    solve_alpha,
+)
+
+# Added to each component's responsibility mass, as scikit-learn's
+# GaussianMixture does, so that an emptied component keeps finite parameters.
+_MASS_FLOOR = 10 * np.finfo(float).eps
+_LOG_B_BOUNDS = (np.log(MEAN_MIN / ALPHA_MAX) - 1.0, 50.0)
+_LOG_ALPHA_BOUNDS = (np.log(ALPHA_MIN), np.log(ALPHA_MAX))
+
+
+class Theta(NamedTuple):
+    """Mixture parameters in log coordinates, with a leading start axis."""
+
+    log_weights: np.ndarray
+    log_alpha: np.ndarray
+    log_b: np.ndarray
+
+
+def _logsumexp_components(a):
+    """``logsumexp`` over axis 1 (keepdims) and the normalised exponent."""
+    top = a.max(axis=1, keepdims=True)
+    exp = np.exp(a - top)
+    total = exp.sum(axis=1, keepdims=True)
+    return np.log(total) + top, exp / total
+
+
+def _sparse_right_product(dense, sparse):
+    """``dense @ sparse`` as a C-contiguous array."""
+    return np.ascontiguousarray((sparse.T @ dense.T).T)
+
+
+class MixtureProblem:
+    """The data of a fit and the E and M steps on it.
+
+    Parameters
+    ----------
+    table : CountTable
+        The compressed counts.
+    shared_weights : bool
+        One latent component per sample shared by all features, or an
+        independent mixture per feature.
+    """
+
+    def __init__(self, table, shared_weights, newton_steps=1):
+        self.table = table
+        self.newton_steps = newton_steps
+        self.shared_weights = shared_weights
+        # With one feature both models coincide, and the table form (one row
+        # per distinct count) is far cheaper than one row per sample.
+        self.per_cell = shared_weights and table.n_features > 1
+        self._values = table.values
+        self._multiplicity = table.multiplicity
+        self._log_factorial = table.log_factorial
+
+    def feature_problem(self, feature):
+        """The independent mixture of one feature alone."""
+        return MixtureProblem(
+            self.table.feature_table(feature), False, self.newton_steps
+        )
+
+    # -- shapes ------------------------------------------------------------
+
+    def problem_sum(self, array):
+        """Sum a parameter-shaped array within each problem (keepdims)."""
+        axes = (1, 2) if self.shared_weights else (1,)
+        return array.sum(axis=axes, keepdims=True)
+
+    # -- E step ------------------------------------------------------------
+
+    def _entry_log_prob(self, theta):
+        """Per distinct count: log NB without the ``-alpha log1p(b)`` term."""
+        alpha = np.exp(theta.log_alpha)
+        b = np.exp(theta.log_b)
+        log1p_b = np.log1p(b)
+        feature = self.table.feature
+        entry = (
+            log_rising_factorial(self._values, alpha, feature)
+            + self._values * (theta.log_b - log1p_b).take(feature, axis=-1)
+            - self._log_factorial
+        )
+        return entry, alpha * log1p_b
+
+    def e_step(self, theta):
+        """Log-likelihood per problem and the statistics of the M step.
+
+        Returns
+        -------
+        log_likelihood : ndarray, problem-shaped
+        mass : ndarray of shape (n_starts, n_components, n_entries)
+            Responsibility mass at each distinct count.
+        total : ndarray of shape (n_starts, n_components, n_features or 1)
+            Responsibility mass per component (and feature).
+        """
+        entry, alpha_log1p_b = self._entry_log_prob(theta)
+        if self.per_cell:
+            n_starts, n_components, n_entries = entry.shape
+            indicator = self.table.indicator
+            # (indicator @ entry.T).T: one row per (start, component), one
+            # column per sample. Zero counts all have log-probability
+            # -alpha log1p(b): one constant per component over the features.
+            joint = np.ascontiguousarray((indicator @ entry.reshape(-1, n_entries).T).T)
+            joint = joint.reshape(n_starts, n_components, -1) + (
+                theta.log_weights - alpha_log1p_b.sum(axis=2, keepdims=True)
+            )
+            log_norm, resp = _logsumexp_components(joint)
+            log_likelihood = log_norm.sum(axis=2, keepdims=True)
+            total = resp.sum(axis=2, keepdims=True) + _MASS_FLOOR
+            mass = _sparse_right_product(resp.reshape(-1, resp.shape[-1]), indicator)
+            return log_likelihood, mass.reshape(n_starts, n_components, -1), total
+        feature = self.table.feature
+        joint = entry + (theta.log_weights - alpha_log1p_b).take(feature, axis=-1)
+        log_norm, resp = _logsumexp_components(joint)
+        log_likelihood = self.table.feature_sum(self._multiplicity * log_norm)
+        if self.shared_weights:
+            log_likelihood = log_likelihood.sum(axis=2, keepdims=True)
+        mass = self._multiplicity * resp
+        total = self.table.feature_sum(mass) + _MASS_FLOOR
+        return log_likelihood, mass, total
+
+    def log_likelihood(self, theta):
+        """Total log-likelihood of each problem (problem-shaped)."""
+        return self.e_step(theta)[0]
+
+    # -- M step ------------------------------------------------------------
+
+    def m_step(self, mass, total, alpha=None):
+        """Maximise the expected complete log-likelihood.
+
+        Parameters
+        ----------
+        mass, total : ndarray
+            As returned by :meth:`e_step`.
+        alpha : ndarray or None
+            Warm start of the Newton iterations for ``alpha``.
+        """
+        total_per_feature = np.broadcast_to(
+            total, mass.shape[:2] + (self.table.n_features,)
+        )
+        mean = self.table.feature_sum(mass * self._values) / total_per_feature
+        mean = np.maximum(mean, MEAN_MIN)
+        alpha = solve_alpha(
+            self.table, mass, total_per_feature, mean, alpha, max_iter=self.newton_steps
+        )
+        log_weights = np.log(total) - np.log(total.sum(axis=1, keepdims=True))
+        log_alpha = np.log(alpha)
+        return Theta(log_weights, log_alpha, np.log(mean) - log_alpha)
+
+    def em_step(self, theta):
+        """One EM iteration: the log-likelihood at ``theta`` and the update."""
+        log_likelihood, mass, total = self.e_step(theta)
+        return log_likelihood, self.m_step(mass, total, np.exp(theta.log_alpha))
+
+    # -- per-sample quantities ----------------------------------------------
+
+    def cell_log_prob(self, theta):
+        """Per-sample log-likelihood and responsibilities, for one start.
+
+        Returns
+        -------
+        log_prob : ndarray of shape (n_samples,)
+        resp : ndarray of shape (n_samples, n_components) with shared weights,
+            else (n_samples, n_features, n_components)
+        """
+        entry, alpha_log1p_b = self._entry_log_prob(theta)
+        table = self.table
+        if self.shared_weights:
+            joint = (table.indicator @ entry[0].T).T + (
+                theta.log_weights[0] - alpha_log1p_b[0].sum(axis=1, keepdims=True)
+            )
+            log_norm, resp = _logsumexp_components(joint[None])
+            return log_norm[0, 0], resp[0].T
+        joint = entry + (theta.log_weights - alpha_log1p_b).take(table.feature, axis=-1)
+        log_norm, resp = _logsumexp_components(joint)
+        log_norm, resp = log_norm[0, 0], resp[0].T
+        # A sample's entry per feature: the zero entry unless its count is not 0.
+        entries = np.broadcast_to(table.starts, (table.n_samples, table.n_features))
+        entries = entries.copy()
+        nonzero = table.indicator.tocoo()
+        entries[nonzero.row, table.feature[nonzero.col]] = nonzero.col
+        return log_norm[entries].sum(axis=1), resp[entries]
+
+
+# -- initialisation ---------------------------------------------------------
+
+
+def quantile_responsibilities(lower, upper, cuts):
+    """Split values at quantile levels into soft groups.
+
+    A value occupies the block ``[F(v-), F(v)]`` of the empirical distribution
+    function; a block that straddles a cut is shared between the groups in
+    proportion to the overlap, so ties are split without regard to the order
+    of the samples.
+
+    Parameters
+    ----------
+    lower, upper : ndarray of shape (n_values,)
+        ``F(v-)`` and ``F(v)`` of each distinct value.
+    cuts : ndarray of shape (n_starts, n_components - 1)
+        Increasing levels in (0, 1).
+
+    Returns
+    -------
+    resp : ndarray of shape (n_starts, n_components, n_values)
+    """
+    n_starts = cuts.shape[0]
+    edges = np.concatenate(
+        [np.zeros((n_starts, 1)), cuts, np.ones((n_starts, 1))], axis=1
+    )
+    low, high = edges[:, :-1, None], edges[:, 1:, None]
+    overlap = np.clip(np.minimum(upper, high) - np.maximum(lower, low), 0, None)
+    width = upper - lower
+    n_components = edges.shape[1] - 1
+    # Values with no mass (a feature's unused zero entry): any split will do.
+    return np.divide(
+        overlap,
+        width,
+        out=np.full_like(overlap, 1.0 / n_components),
+        where=width > 0,
+    )
+
+
+def initial_responsibilities(problem, X, cuts):
+    """Quantile-split responsibilities for each row of ``cuts``.
+
+    The per-sample problem splits the samples by their total count; the table
+    form splits each feature's distinct counts by their own quantiles.
+    """
+    table = problem.table
+    if problem.per_cell:
+        totals = np.asarray(X.sum(axis=1)).ravel()
+        _, inverse, counts = np.unique(totals, return_inverse=True, return_counts=True)
+        upper = np.cumsum(counts) / totals.size
+        resp = quantile_responsibilities(upper - counts / totals.size, upper, cuts)
+        return resp[..., inverse]
+    # Each feature's multiplicities add up to n_samples.
+    cumulative = np.cumsum(table.multiplicity)
+    before = (cumulative - table.multiplicity)[table.starts]
+    upper = (cumulative - before[table.feature]) / table.n_samples
+    lower = upper - table.multiplicity / table.n_samples
+    return quantile_responsibilities(lower, upper, cuts)
+
+
+def default_cuts(n_components):
+    """Deterministic quantile levels of the default screen of starts.
+
+    The equal split, and splits with one small group at the low or at the
+    high end (5% to 30% of the samples), the rest split equally: local optima
+    of these mixtures differ mostly in how large a minor component is and
+    which end of the distribution it takes.
+    """
+    K = n_components
+    cuts = [np.arange(1, K) / K]
+    for p in (0.05, 0.1, 0.2, 0.3):
+        cuts.append(np.concatenate([[p], p + (1 - p) * np.arange(1, K - 1) / (K - 1)]))
+        cuts.append(np.concatenate([(1 - p) * np.arange(1, K - 1) / (K - 1), [1 - p]]))
+    return np.array(cuts)
+
+
+def random_cuts(n_starts, n_components, random_state):
+    """Random increasing quantile levels, for restarts after the first."""
+    return np.sort(random_state.uniform(0.02, 0.98, (n_starts, n_components - 1)))
+
+
+def initial_theta(problem, resp_cells_or_entries):
+    """M step from initial responsibilities.
+
+    Parameters
+    ----------
+    resp_cells_or_entries : ndarray
+        Shape (n_starts, n_components, n_samples) for the per-cell problem,
+        (n_starts, n_components, n_entries) otherwise.
+    """
+    resp = resp_cells_or_entries
+    if problem.per_cell:
+        n_starts, n_components, n_samples = resp.shape
+        mass = _sparse_right_product(
+            resp.reshape(-1, n_samples), problem.table.indicator
+        )
+        mass = mass.reshape(n_starts, n_components, -1)
+        total = resp.sum(axis=2, keepdims=True) + _MASS_FLOOR
+    else:
+        mass = problem._multiplicity * resp
+        total = problem.table.feature_sum(mass) + _MASS_FLOOR
+        if problem.shared_weights:
+            total = total.sum(axis=2, keepdims=True)
+    return problem.m_step(mass, total)
+
+
+# -- the accelerated loop ---------------------------------------------------
+
+
+def _extrapolate(problem, theta0, theta1, theta2):
+    """SQUAREM (Varadhan and Roland, 2008, scheme S3) step from three iterates."""
+    r = [t1 - t0 for t0, t1 in zip(theta0, theta1, strict=True)]
+    v = [t2 - 2 * t1 + t0 for t0, t1, t2 in zip(theta0, theta1, theta2, strict=True)]
+    r_norm2 = sum(problem.problem_sum(x**2) for x in r)
+    v_norm2 = sum(problem.problem_sum(x**2) for x in v)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        step = -np.sqrt(r_norm2 / v_norm2)
+    # Step -1 gives theta2, the plain EM point; never go below it.
+    step = np.where(np.isfinite(step), np.minimum(step, -1.0), -1.0)
+    new = [
+        t0 - 2 * step * dr + step**2 * dv
+        for t0, dr, dv in zip(theta0, r, v, strict=True)
+    ]
+    return Theta(
+        new[0] - logsumexp(new[0], axis=1, keepdims=True),
+        np.clip(new[1], *_LOG_ALPHA_BOUNDS),
+        np.clip(new[2], *_LOG_B_BOUNDS),
+    )
+
+
+def _where(mask, a, b):
+    return Theta(*(np.where(mask, x, y) for x, y in zip(a, b, strict=True)))
+
+
+def run_em(problem, theta, *, max_iter, tol, accelerate=True):
+    """Iterate EM (with SQUAREM acceleration) until every problem converges.
+
+    Convergence: EM converges linearly, so the remaining gain is estimated
+    from the last two gains ``g1, g2`` as ``g2 q / (1 - q)``, ``q = g2 / g1``;
+    a problem has converged when both its last gain and that estimate are
+    below ``tol``, or when it gains nothing within rounding.
+
+    Parameters
+    ----------
+    problem : MixtureProblem
+    theta : Theta
+    max_iter : int
+        EM iterations (M steps) at most.
+    tol : float
+        Threshold on the total log-likelihood of each problem.
+
+    Returns
+    -------
+    theta : Theta
+    log_likelihood : ndarray
+        Problem-shaped, at the start of the last iteration cycle (the
+        returned ``theta`` is at least as good).
+    n_iter : int
+    converged : ndarray of bool, problem-shaped
+    """
+    n_iter = 0
+    log_likelihood = None
+    last_gain = None
+    converged = None
+    while n_iter < max_iter:
+        if accelerate and max_iter - n_iter >= 3:
+            ll0, theta1 = problem.em_step(theta)
+            ll1, theta2 = problem.em_step(theta1)
+            proposal = _extrapolate(problem, theta, theta1, theta2)
+            ll_proposal, theta3 = problem.em_step(proposal)
+            # Keep the extrapolation only where it beats the plain EM iterate
+            # it started from; EM from there is then monotone again.
+            accept = ll_proposal >= ll1
+            theta_next = _where(accept, theta3, theta2)
+            n_iter += 3
+        else:
+            ll0, theta_next = problem.em_step(theta)
+            n_iter += 1
+        if log_likelihood is not None:
+            gain = ll0 - log_likelihood
+            if converged is None:
+                converged = np.zeros(gain.shape, dtype=bool)
+            converged |= _converged(gain, last_gain, tol)
+            last_gain = gain
+            if converged.all():
+                theta = theta_next
+                log_likelihood = ll0
+                break
+        log_likelihood = ll0
+        theta = theta_next
+    if converged is None:
+        converged = np.zeros(np.shape(log_likelihood), dtype=bool)
+    return theta, log_likelihood, n_iter, converged
+
+
+def _converged(gain, last_gain, tol):
+    # Rounding noise of a log-likelihood sum; gains below it mean nothing.
+    stalled = gain <= tol * 1e-3
+    if last_gain is None:
+        return stalled
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = gain / last_gain
+        remaining = np.where(ratio < 1, gain * ratio / (1 - ratio), np.inf)
+    return stalled | ((gain < tol) & (remaining < tol))

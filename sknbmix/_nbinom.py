@@ -1,0 +1,156 @@
+"""The negative binomial in the (alpha, b) parametrisation.
+
+``NB(x; alpha, b)`` has mean ``alpha * b`` and variance ``alpha * b * (1 + b)``;
+it is ``scipy.stats.nbinom(n=alpha, p=1 / (1 + b))``.
+"""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+import numpy as np
+from scipy.special import digamma, gammaln
+
+#: Largest ``alpha`` a fit may reach. Where a component's weighted variance is
+#: not above its mean the likelihood keeps rising as ``alpha`` grows (the
+#: Poisson limit); the fit stops here, where the negative binomial is a Poisson
+#: to within a relative variance excess of ``mean / ALPHA_MAX``.
+ALPHA_MAX = 1e8
+
+#: Smallest ``alpha`` a fit may reach (extreme over-dispersion).
+ALPHA_MIN = 1e-8
+
+#: Smallest component mean: a component without counts of a feature would
+#: otherwise get ``b = 0`` and ``log b = -inf``.
+MEAN_MIN = 1e-12
+
+# Above this alpha, gammaln(x + alpha) - gammaln(alpha) loses digits to
+# cancellation; a Stirling difference is used instead.
+_STIRLING_ALPHA = 1e4
+
+
+def log_rising_factorial(x, alpha, feature=None):
+    """``gammaln(x + alpha) - gammaln(alpha)``, accurate for large ``alpha``.
+
+    Parameters
+    ----------
+    x : ndarray
+        Non-negative counts, broadcastable against ``alpha.take(feature, axis=-1)``.
+    alpha : ndarray
+        Positive.
+    feature : ndarray of int or None
+        If given, ``alpha`` is indexed with it on the last axis (one alpha per
+        feature, gathered onto that feature's distinct counts); the costly
+        ``gammaln(alpha)`` then runs once per feature, not once per count.
+
+    Returns
+    -------
+    ndarray
+    """
+    if feature is None:
+        alpha_x, log_gamma_alpha = alpha, gammaln(alpha)
+    else:
+        alpha_x = alpha.take(feature, axis=-1)
+        log_gamma_alpha = gammaln(alpha).take(feature, axis=-1)
+    direct = gammaln(x + alpha_x) - log_gamma_alpha
+    if np.max(alpha) <= _STIRLING_ALPHA:
+        return direct
+    # Stirling's series for the difference, arranged so that nothing cancels:
+    # (a - 1/2) log1p(x/a) + x log(a + x) - x - x / (12 a (a + x)) + O(a^-3).
+    a = alpha_x
+    stirling = (a - 0.5) * np.log1p(x / a) + x * (np.log(a + x) - 1.0)
+    stirling -= x / (12.0 * a * (a + x))
+    return np.where(a > _STIRLING_ALPHA, stirling, direct)
+
+
+def nbinom_logpmf(x, alpha, b):
+    """Log-probability of counts ``x`` under ``NB(alpha, b)``.
+
+    Parameters
+    ----------
+    x : array-like
+        Non-negative integer counts.
+    alpha, b : array-like
+        Positive parameters, broadcastable against ``x``.
+
+    Returns
+    -------
+    ndarray
+        Equal to ``scipy.stats.nbinom.logpmf(x, alpha, 1 / (1 + b))``.
+    """
+    x, alpha, b = np.broadcast_arrays(np.asarray(x, dtype=float), alpha, b)
+    log1p_b = np.log1p(b)
+    return (
+        log_rising_factorial(x, alpha)
+        - gammaln(x + 1.0)
+        - alpha * log1p_b
+        + x * (np.log(b) - log1p_b)
+    )
+
+
+def solve_alpha(table, mass, total, mean, alpha, *, max_iter=50):
+    """Maximise the weighted likelihood over ``alpha`` with ``b = mean / alpha``.
+
+    Solves the profile score
+
+        f(a) = sum_j mass_j [digamma(values_j + a) - digamma(a)]
+               + total * log(a / (a + mean)) = 0
+
+    by safeguarded Newton steps in ``log a``, warm-started from ``alpha``.
+    Where the weighted variance is not above the weighted mean there is no
+    finite root; ``alpha`` goes to :data:`ALPHA_MAX` (the Poisson limit).
+
+    Parameters
+    ----------
+    table : CountTable
+        The distinct counts of each feature.
+    mass : ndarray of shape (..., n_components, n_entries)
+        Responsibility mass at each distinct count.
+    total, mean : ndarray of shape (..., n_components, n_features)
+        Total mass and weighted mean per component and feature.
+    alpha : ndarray of shape (..., n_components, n_features) or None
+        Starting values; None starts from the method of moments.
+
+    Returns
+    -------
+    alpha : ndarray of shape (..., n_components, n_features)
+    """
+    values = table.values
+    second_moment = table.feature_sum(mass * values**2) / total
+    excess = second_moment - mean**2 - mean
+    poisson = excess <= mean * 1e-12
+    # Warm start, except from the cap (a component leaving the Poisson limit),
+    # which is too far away: there, start from the method of moments.
+    moments = mean**2 / np.where(poisson, 1.0, excess)
+    if alpha is None:
+        alpha = moments
+    else:
+        alpha = np.where(alpha >= ALPHA_MAX, moments, alpha)
+    log_a = np.log(np.clip(alpha, ALPHA_MIN, ALPHA_MAX))
+    log_a[poisson] = np.log(ALPHA_MAX)
+    active = ~poisson
+    if not active.any():
+        return np.exp(log_a)
+    # The derivative comes from a forward difference in log a, evaluated in
+    # the same digamma call as the score: scipy's polygamma(1, .) costs as much
+    # as twenty digamma calls, and the root does not depend on the derivative.
+    total_nonzero = table.feature_sum(mass) - mass.take(table.starts, axis=-1)
+    step = 1e-6
+    log_a_pair = np.stack([log_a, log_a + step])
+    for _ in range(max_iter):
+        a = np.exp(log_a_pair)
+        # digamma(x + a) - digamma(a) vanishes at x = 0: the zeros, usually the
+        # bulk of the data, cost nothing here.
+        digamma_sum = table.feature_sum(
+            mass * digamma(values + a.take(table.feature, axis=-1))
+        ) - total_nonzero * digamma(a)
+        score = digamma_sum - total * np.log1p(mean / a)
+        slope = (score[1] - score[0]) / step
+        newton = -score[0] / slope
+        # A maximum has a falling score; elsewhere move uphill by one e-fold.
+        newton = np.where(slope < 0, newton, np.sign(score[0]))
+        newton = np.clip(newton, -1.0, 1.0)
+        newton[~active] = 0.0
+        log_a = np.clip(log_a + newton, np.log(ALPHA_MIN), np.log(ALPHA_MAX))
+        if np.max(np.abs(newton)) < 1e-10:
+            break
+        log_a_pair = np.stack([log_a, log_a + step])
+    return np.exp(log_a)
