@@ -15,7 +15,6 @@ reduces over a short last axis far more slowly than over a leading one.
 from typing import NamedTuple
 
 import numpy as np
-from scipy.special import logsumexp
 
 from sknbmix._nbinom import (
     ALPHA_MAX,
@@ -328,7 +327,7 @@ def _extrapolate(problem, theta0, theta1, theta2):
         for t0, dr, dv in zip(theta0, r, v, strict=True)
     ]
     return Theta(
-        new[0] - logsumexp(new[0], axis=1, keepdims=True),
+        new[0] - _logsumexp_components(new[0])[0],
         np.clip(new[1], *_LOG_ALPHA_BOUNDS),
         np.clip(new[2], *_LOG_B_BOUNDS),
     )

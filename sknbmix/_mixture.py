@@ -318,6 +318,7 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
                 f"max_iter={self.max_iter} iterations. Increase max_iter or "
                 "tol, or check for degenerate data.",
                 ConvergenceWarning,
+                stacklevel=3,
             )
         self._set_theta(theta)
         self.n_iter_ = n_iter

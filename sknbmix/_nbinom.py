@@ -22,6 +22,10 @@ ALPHA_MIN = 1e-8
 #: otherwise get ``b = 0`` and ``log b = -inf``.
 MEAN_MIN = 1e-12
 
+_LOG_ALPHA_MIN, _LOG_ALPHA_MAX = np.log(ALPHA_MIN), np.log(ALPHA_MAX)
+_DIFFERENCE_STEP = 1e-6
+_DIFFERENCE_PAIR = np.array([1.0, np.exp(_DIFFERENCE_STEP)])
+
 # Above this alpha, gammaln(x + alpha) - gammaln(alpha) loses digits to
 # cancellation; a Stirling difference is used instead.
 _STIRLING_ALPHA = 1e4
@@ -125,32 +129,27 @@ def solve_alpha(table, mass, total, mean, alpha, *, max_iter=50):
     else:
         alpha = np.where(alpha >= ALPHA_MAX, moments, alpha)
     log_a = np.log(np.clip(alpha, ALPHA_MIN, ALPHA_MAX))
-    log_a[poisson] = np.log(ALPHA_MAX)
-    active = ~poisson
-    if not active.any():
+    log_a[poisson] = _LOG_ALPHA_MAX
+    if poisson.all():
         return np.exp(log_a)
-    # The derivative comes from a forward difference in log a, evaluated in
-    # the same digamma call as the score: scipy's polygamma(1, .) costs as much
-    # as twenty digamma calls, and the root does not depend on the derivative.
-    total_nonzero = table.feature_sum(mass) - mass.take(table.starts, axis=-1)
-    step = 1e-6
-    log_a_pair = np.stack([log_a, log_a + step])
-    for _ in range(max_iter):
-        a = np.exp(log_a_pair)
-        # digamma(x + a) - digamma(a) vanishes at x = 0: the zeros, usually the
-        # bulk of the data, cost nothing here.
-        digamma_sum = table.feature_sum(
-            mass * digamma(values + a.take(table.feature, axis=-1))
-        ) - total_nonzero * digamma(a)
-        score = digamma_sum - total * np.log1p(mean / a)
-        slope = (score[1] - score[0]) / step
-        newton = -score[0] / slope
+    # The zero entry adds digamma(0 + a) - digamma(a) = 0 whatever its mass.
+    table_mass = table.feature_sum(mass)
+    for iteration in range(max_iter):
+        # The slope comes from a forward difference in log a, in the same
+        # digamma call as the score: scipy's polygamma(1, .) costs as much as
+        # twenty digamma calls, and the root does not depend on the slope.
+        a = np.multiply.outer(_DIFFERENCE_PAIR, np.exp(log_a))
+        score = (
+            table.feature_sum(mass * digamma(values + a.take(table.feature, axis=-1)))
+            - table_mass * digamma(a)
+            - total * np.log1p(mean / a)
+        )
+        slope = (score[1] - score[0]) / _DIFFERENCE_STEP
         # A maximum has a falling score; elsewhere move uphill by one e-fold.
-        newton = np.where(slope < 0, newton, np.sign(score[0]))
+        newton = np.where(slope < 0, -score[0] / slope, np.sign(score[0]))
         newton = np.clip(newton, -1.0, 1.0)
-        newton[~active] = 0.0
-        log_a = np.clip(log_a + newton, np.log(ALPHA_MIN), np.log(ALPHA_MAX))
-        if np.max(np.abs(newton)) < 1e-10:
+        newton[poisson] = 0.0
+        log_a = np.clip(log_a + newton, _LOG_ALPHA_MIN, _LOG_ALPHA_MAX)
+        if iteration + 1 < max_iter and np.max(np.abs(newton)) < 1e-10:
             break
-        log_a_pair = np.stack([log_a, log_a + step])
     return np.exp(log_a)
