@@ -41,10 +41,8 @@ class Theta(NamedTuple):
 
 def _logsumexp_components(a):
     """``logsumexp`` over axis 1 (keepdims) and the normalised exponent."""
-    top = a.max(axis=1, keepdims=True)
-    exp = np.exp(a - top)
-    total = exp.sum(axis=1, keepdims=True)
-    return np.log(total) + top, exp / total
+    log_norm = np.logaddexp.reduce(a, axis=1, keepdims=True)
+    return log_norm, np.exp(a - log_norm)
 
 
 def _sparse_right_product(dense, sparse):
@@ -175,14 +173,22 @@ class MixtureProblem:
 
     # -- per-sample quantities ----------------------------------------------
 
-    def cell_log_prob(self, theta):
+    def cell_log_prob(self, theta, *, responsibilities=True):
         """Per-sample log-likelihood and responsibilities, for one start.
+
+        Parameters
+        ----------
+        theta : Theta
+            One start.
+        responsibilities : bool, default=True
+            Whether to compute the responsibilities too.
 
         Returns
         -------
         log_prob : ndarray of shape (n_samples,)
         resp : ndarray of shape (n_samples, n_components) with shared weights,
-            else (n_samples, n_features, n_components)
+            else (n_samples, n_features, n_components); None when not asked
+            for.
         """
         entry, alpha_log1p_b = self._entry_log_prob(theta)
         table = self.table
@@ -191,16 +197,23 @@ class MixtureProblem:
                 theta.log_weights[0] - alpha_log1p_b[0].sum(axis=1, keepdims=True)
             )
             log_norm, resp = _logsumexp_components(joint[None])
-            return log_norm[0, 0], resp[0].T
+            return log_norm[0, 0], resp[0].T if responsibilities else None
         joint = entry + (theta.log_weights - alpha_log1p_b).take(table.feature, axis=-1)
         log_norm, resp = _logsumexp_components(joint)
-        log_norm, resp = log_norm[0, 0], resp[0].T
-        # A sample's entry per feature: the zero entry unless its count is not 0.
-        entries = np.broadcast_to(table.starts, (table.n_samples, table.n_features))
-        entries = entries.copy()
+        log_norm = log_norm[0, 0]
+        # Every sample has each feature's zero-count log-probability, replaced
+        # by that of its count where the count is not zero: sparse all along.
+        log_norm_zero = log_norm[table.starts]
+        log_prob = log_norm_zero.sum() + table.indicator @ (
+            log_norm - log_norm_zero[table.feature]
+        )
+        if not responsibilities:
+            return log_prob, None
+        # The (n_samples, n_features, n_components) answer is dense by nature.
+        entries = np.tile(table.starts, (table.n_samples, 1))
         nonzero = table.indicator.tocoo()
         entries[nonzero.row, table.feature[nonzero.col]] = nonzero.col
-        return log_norm[entries].sum(axis=1), resp[entries]
+        return log_prob, resp[0].T[entries]
 
 
 # -- initialisation ---------------------------------------------------------

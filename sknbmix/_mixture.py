@@ -427,14 +427,18 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
 
     # -- prediction -------------------------------------------------------------
 
-    def _validate_counts(self, X):
+    def _cell_log_prob(self, X, responsibilities):
+        """Validate X and compute its per-sample log-likelihood (and
+        responsibilities) under the fitted parameters."""
         check_is_fitted(self)
         X = validate_data(
             self, X, accept_sparse=["csr", "csc"], dtype=np.float64, reset=False
         )
         _check_counts(X, type(self).__name__)
         problem = MixtureProblem(build_count_table(X), self.shared_weights)
-        return problem.cell_log_prob(self._get_theta())
+        return problem.cell_log_prob(
+            self._get_theta(), responsibilities=responsibilities
+        )
 
     def score_samples(self, X):
         """Log-likelihood of each sample under the fitted mixture.
@@ -450,7 +454,7 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
             Log-probability of each sample's counts (summed over features
             when ``shared_weights=False``).
         """
-        return self._validate_counts(X)[0]
+        return self._cell_log_prob(X, responsibilities=False)[0]
 
     def score(self, X, y=None):
         """Mean log-likelihood per sample of X.
@@ -486,7 +490,7 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
             With ``shared_weights=False``, of shape (n_samples, n_features,
             n_components): each feature has a mixture of its own.
         """
-        return self._validate_counts(X)[1]
+        return self._cell_log_prob(X, responsibilities=True)[1]
 
     def predict(self, X):
         """Most probable component of each sample.
