@@ -97,6 +97,10 @@ class CountTable:
     indicator: sp.csr_matrix
 
     @property
+    def values_squared(self):
+        return self.values**2
+
+    @property
     def n_entries(self):
         return self.values.shape[0]
 
@@ -154,8 +158,11 @@ def build_count_table(X):
     # The zero entries hold the cells without a non-zero count of the feature.
     nnz_per_feature = np.bincount(cols, minlength=n_features)
     multiplicity[starts] = n_samples - nnz_per_feature
+    # The non-zeros come in row order (see _nonzeros), so the indicator can be
+    # assembled as CSR directly, without a COO detour.
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n_samples))])
     indicator = sp.csr_matrix(
-        (np.ones(rows.size), (rows, inverse[n_features:])),
+        (np.ones(rows.size), inverse[n_features:], indptr),
         shape=(n_samples, unique_keys.size),
     )
     return CountTable(
@@ -171,19 +178,11 @@ def build_count_table(X):
 
 
 def _nonzeros(X):
-    """Row indices, column indices and values of the non-zeros of X."""
+    """Row indices, column indices and values of the non-zeros of X, by row."""
     if sp.issparse(X):
-        coo = X.tocoo()
-        keep = coo.data != 0
-        return (
-            coo.row[keep].astype(np.int64),
-            coo.col[keep].astype(np.int64),
-            coo.data[keep],
-        )
+        X = X.tocsr()
+        rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
+        keep = X.data != 0
+        return rows[keep], X.indices[keep].astype(np.int64), X.data[keep]
     rows, cols = np.nonzero(X)
-    return rows.astype(np.int64), cols.astype(np.int64), X[rows, cols]
-
-
-def row_totals(X):
-    """Total count of each row, for sparse or dense X."""
-    return np.asarray(X.sum(axis=1)).ravel()
+    return rows, cols, X[rows, cols]

@@ -12,6 +12,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from sknbmix._em import _LOG_ALPHA_BOUNDS, _LOG_B_BOUNDS, Theta
+from sknbmix._nbinom import _clip
 
 
 def pack(theta):
@@ -32,8 +33,8 @@ def unpack(vector, n_components, n_features, n_weight_groups):
     bounds the EM uses, so the two solvers search the same parameter space."""
     size = n_components * n_features
     shape = (1, n_components, n_features)
-    log_alpha = np.clip(vector[:size].reshape(shape), *_LOG_ALPHA_BOUNDS)
-    log_b = np.clip(vector[size : 2 * size].reshape(shape), *_LOG_B_BOUNDS)
+    log_alpha = _clip(vector[:size].reshape(shape), *_LOG_ALPHA_BOUNDS)
+    log_b = _clip(vector[size : 2 * size].reshape(shape), *_LOG_B_BOUNDS)
     logits = vector[2 * size :].reshape(1, n_components - 1, n_weight_groups)
     logits = np.concatenate([np.zeros((1, 1, n_weight_groups)), logits], axis=1)
     top = logits.max(axis=1, keepdims=True)
