@@ -15,6 +15,7 @@ reduces over a short last axis far more slowly than over a leading one.
 from typing import NamedTuple
 
 import numpy as np
+from scipy.special import digamma
 
 from sknbmix._nbinom import (
     ALPHA_MAX,
@@ -34,6 +35,7 @@ _LOG_ALPHA_BOUNDS = (np.log(ALPHA_MIN), np.log(ALPHA_MAX))
 _STEP_MAX_START = 1.0
 _STEP_GROWTH = 4.0
 _STEP_SHRINK = 4.0
+_TRAIL = (10.0, 1.0)
 
 
 class Theta(NamedTuple):
@@ -180,6 +182,36 @@ class MixtureProblem:
         """One EM iteration: the log-likelihood at ``theta`` and the update."""
         log_likelihood, mass, total = self.e_step(theta)
         return log_likelihood, self.m_step(mass, total, np.exp(theta.log_alpha))
+
+    def gradient(self, theta):
+        """Log-likelihood and its gradient in the coordinates of ``theta``.
+
+        By Fisher's identity the gradient is that of the expected complete
+        log-likelihood at the E step's responsibilities, so it comes from the
+        same statistics as the M step.
+
+        Returns
+        -------
+        log_likelihood : ndarray, problem-shaped
+        gradient : Theta
+            Its ``log_weights`` field holds the gradient with respect to the
+            logits of components 2..K against component 1, shaped
+            (n_starts, n_components - 1, n_weight_groups).
+        """
+        log_likelihood, mass, total = self.e_step(theta)
+        table = self.table
+        alpha = np.exp(theta.log_alpha)
+        b = np.exp(theta.log_b)
+        digamma_sum = table.feature_sum(
+            mass * digamma(self._values + alpha.take(table.feature, axis=-1))
+        ) - table.feature_sum(mass) * digamma(alpha)
+        grad_log_alpha = alpha * (digamma_sum - total * np.log1p(b))
+        grad_log_b = (table.feature_sum(mass * self._values) - total * alpha * b) / (
+            1.0 + b
+        )
+        weights = np.exp(theta.log_weights)
+        grad_logits = (total - total.sum(axis=1, keepdims=True) * weights)[:, 1:]
+        return log_likelihood, Theta(grad_logits, grad_log_alpha, grad_log_b)
 
     # -- per-sample quantities ----------------------------------------------
 
@@ -481,7 +513,9 @@ def _outpaced(problem, theta, reached, last_gain):
     n_starts = reached.shape[0]
     if n_starts < 2:
         return np.zeros(reached.shape, dtype=bool)
-    trails = reached.max(axis=0, keepdims=True) - reached > 10 * last_gain + 1.0
+    trails = (
+        reached.max(axis=0, keepdims=True) - reached > _TRAIL[0] * last_gain + _TRAIL[1]
+    )
     distance = sum(problem.problem_max(np.abs(x[:, None] - x[None, :])) for x in theta)
     order = np.arange(n_starts).reshape((n_starts,) + (1,) * (reached.ndim - 1))
     # j is better than i: higher log-likelihood, ties to the lower index.
