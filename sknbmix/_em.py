@@ -444,14 +444,14 @@ def run_em(problem, theta, *, max_iter, tol, accelerate=True):
     final_converged = None
     n_iter = np.zeros(n_starts, dtype=int)
     active = np.arange(n_starts)
-    reached = last_gain = None
-    converged = False
+    reached = last_gain = converged = None
     step_max = np.full(
         (active.size,) + (1,) * (theta.log_alpha.ndim - 1), _STEP_MAX_START
     )
     done_iter = 0
     while done_iter < max_iter and active.size:
-        if accelerate and max_iter - done_iter >= 3:
+        accelerated = accelerate and max_iter - done_iter >= 3
+        if accelerated:
             ll0, theta1 = problem.em_step(theta)
             ll1, theta2 = problem.em_step(theta1)
             proposal, capped = _extrapolate(problem, theta, theta1, theta2, step_max)
@@ -473,16 +473,24 @@ def run_em(problem, theta, *, max_iter, tol, accelerate=True):
             new_reached = ll0
             done_iter += 1
         n_iter[active] = done_iter
-        # Judge each cycle by what it reached, without waiting for the
-        # log-likelihood at its end, which the next cycle would compute.
-        gain = new_reached - (ll0 if reached is None else reached)
-        reached = new_reached if reached is None else np.maximum(reached, new_reached)
-        converged = converged | _converged(gain, last_gain, tol)
-        last_gain = gain
-        if final_reached is None:
-            final_reached = np.empty((n_starts,) + reached.shape[1:])
+        if reached is None:
+            final_reached = np.empty((n_starts,) + ll0.shape[1:])
             final_converged = np.zeros(final_reached.shape, dtype=bool)
-        converged = converged | _outpaced(problem, theta, reached, gain)
+            converged = np.zeros(ll0.shape, dtype=bool)
+        if reached is None and not accelerated:
+            # A plain step tells the log-likelihood where it started only;
+            # its gain shows at the next step.
+            reached = new_reached
+        else:
+            # Judge each cycle by what it reached, without waiting for the
+            # log-likelihood at its end, which the next cycle would compute.
+            gain = new_reached - (ll0 if reached is None else reached)
+            reached = (
+                new_reached if reached is None else np.maximum(reached, new_reached)
+            )
+            converged |= _converged(gain, last_gain, tol)
+            converged |= _outpaced(problem, theta, reached, gain)
+            last_gain = gain
         leaving = converged.reshape(active.size, -1).all(axis=1)
         if leaving.any() or done_iter >= max_iter:
             leaving |= done_iter >= max_iter
@@ -493,9 +501,10 @@ def run_em(problem, theta, *, max_iter, tol, accelerate=True):
             staying = ~leaving
             active = active[staying]
             theta = Theta(*(x[staying] for x in theta))
-            reached, last_gain = reached[staying], last_gain[staying]
-            step_max = step_max[staying]
+            reached, step_max = reached[staying], step_max[staying]
             converged = converged[staying]
+            if last_gain is not None:
+                last_gain = last_gain[staying]
     return Theta(*result), final_reached, n_iter, final_converged
 
 

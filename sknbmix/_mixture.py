@@ -28,6 +28,9 @@ from sknbmix._powell import powell_maximise
 
 # EM iterations a start gets before Newton's method takes over.
 _EM_ITER_BEFORE_NEWTON = 30
+# Newton's finite-difference Hessian costs one E step per parameter of a
+# problem: beyond this many, EM alone continues.
+_NEWTON_MAX_PARAMS = 32
 
 
 class NegBinomMixture(DensityMixin, BaseEstimator):
@@ -401,25 +404,57 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
             problem, starts, max_iter=em_iter, tol=tol
         )
         # Starts that EM has not finished by then crawl (heavy overlap, or a
-        # component nearing the Poisson limit): Newton's method finishes them.
+        # component nearing the Poisson limit): Newton's method finishes them
+        # where its Hessian is affordable, EM the rest (and whatever Newton
+        # leaves, e.g. at degenerate optima with emptying components).
         crawling = ~converged.reshape(converged.shape[0], -1).all(axis=1)
-        if crawling.any() and self.max_iter > em_iter:
+        if self.shared_weights:
+            n_params = theta.log_alpha[0].size * 2 + theta.log_weights.shape[1] - 1
+        else:
+            n_params = 3 * theta.log_alpha.shape[1] - 1
+        if crawling.any() and n_params <= _NEWTON_MAX_PARAMS:
             polished, polished_ll, newton_iter, newton_converged = newton_maximise(
                 problem,
                 Theta(*(x[crawling] for x in theta)),
                 max_iter=self.max_iter - em_iter,
                 tol=tol,
             )
-            for whole, part in zip(theta, polished, strict=True):
-                whole[crawling] = part
-            reached[crawling] = polished_ll
-            converged[crawling] = newton_converged
-            n_iter[crawling] += newton_iter
+            _put_starts(
+                theta,
+                reached,
+                converged,
+                n_iter,
+                crawling,
+                polished,
+                polished_ll,
+                newton_converged,
+                newton_iter,
+            )
+            crawling = ~converged.reshape(converged.shape[0], -1).all(axis=1)
+        budget = self.max_iter - int(n_iter[crawling].max(initial=0))
+        if crawling.any() and budget > 0:
+            more, more_ll, more_iter, more_converged = run_em(
+                problem,
+                Theta(*(x[crawling] for x in theta)),
+                max_iter=budget,
+                tol=tol,
+            )
+            _put_starts(
+                theta,
+                reached,
+                converged,
+                n_iter,
+                crawling,
+                more,
+                more_ll,
+                more_converged,
+                more_iter,
+            )
         best = _best_start(problem, reached)
         return (
             _take_start(theta, best),
             _take_start(reached, best),
-            int(n_iter.max()),
+            int(n_iter[np.unique(best)].max()),
             _take_start(converged, best),
         )
 
@@ -615,6 +650,25 @@ def _best_start(problem, log_likelihood):
         return np.full((1, 1, 1), np.argmax(log_likelihood[:, 0, 0]))
     # Independent features: the best start of each feature.
     return np.argmax(log_likelihood, axis=0)[None]
+
+
+def _put_starts(
+    theta,
+    reached,
+    converged,
+    n_iter,
+    starts,
+    new_theta,
+    new_reached,
+    new_converged,
+    new_iter,
+):
+    """Write the results of continuing some starts back into the batch."""
+    for whole, part in zip(theta, new_theta, strict=True):
+        whole[starts] = part
+    reached[starts] = new_reached
+    converged[starts] = new_converged
+    n_iter[starts] += new_iter
 
 
 def _take_start(arrays, best):

@@ -152,7 +152,8 @@ def solve_alpha(table, mass, total, mean, alpha, *, max_iter=50):
         )
         slope = (score[1] - score[0]) / _DIFFERENCE_STEP
         # A maximum has a falling score; elsewhere move uphill by one e-fold.
-        newton = np.where(slope < 0, -score[0] / slope, np.sign(score[0]))
+        falling = slope < 0
+        newton = np.divide(-score[0], slope, out=np.sign(score[0]), where=falling)
         newton = _clip(newton, -1.0, 1.0)
         newton[poisson] = 0.0
         log_a = _clip(log_a + newton, _LOG_ALPHA_MIN, _LOG_ALPHA_MAX)

@@ -132,6 +132,7 @@ def newton_maximise(problem, theta, *, max_iter, tol):
     vector = to_vector(problem, theta)
     low, high = _bounds(problem, K, n_features, vector.shape)
     n_params = vector.shape[-1]
+    alpha_coordinate = high == _LOG_ALPHA_BOUNDS[1]
 
     def evaluate(vector):
         log_likelihood, gradient = problem.gradient(
@@ -153,7 +154,8 @@ def newton_maximise(problem, theta, *, max_iter, tol):
         n_iter += 1
         # Deep in the Poisson limit the likelihood is flat in alpha and
         # rising: alpha goes to its cap in one jump, where it is held.
-        to_cap = (vector > _LOG_ALPHA_FLAT) & (vector < high) & (gradient > 0)
+        to_cap = alpha_coordinate & (vector > _LOG_ALPHA_FLAT) & (vector < high)
+        to_cap &= gradient > 0
         if to_cap.any():
             jumped = np.where(to_cap, high, vector)
             jumped_ll, jumped_gradient = evaluate(jumped)
