@@ -36,6 +36,7 @@ _STEP_MAX_START = 1.0
 _STEP_GROWTH = 4.0
 _STEP_SHRINK = 4.0
 _TRAIL = (10.0, 1.0)
+_SAME_BASIN = 0.1
 
 
 class Theta(NamedTuple):
@@ -531,7 +532,7 @@ def _outpaced(problem, theta, reached, last_gain):
     better = (reached[None] > reached[:, None]) | (
         (reached[None] == reached[:, None]) & (order[None] < order[:, None])
     )
-    duplicate = ((distance < 1e-3) & better).any(axis=1)
+    duplicate = ((distance < _SAME_BASIN) & better).any(axis=1)
     return trails | duplicate
 
 
