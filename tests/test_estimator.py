@@ -55,17 +55,7 @@ def test_tags_are_pinned():
     assert tags.regressor_tags is None
 
 
-# -- fixtures ------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def singer():
-    return load_singer(return_X_y=True)
-
-
-@pytest.fixture(scope="module")
-def rex1(singer):
-    return singer[:, :1]
+# -- helpers ------------------------------------------------------------------
 
 
 def _assert_same_fit(a, b, rtol=1e-9):

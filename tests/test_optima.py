@@ -29,16 +29,6 @@ from sknbmix.datasets import load_singer
 
 
 @pytest.fixture(scope="module")
-def singer():
-    return load_singer(return_X_y=True)
-
-
-@pytest.fixture(scope="module")
-def rex1(singer):
-    return singer[:, :1]
-
-
-@pytest.fixture(scope="module")
 def rex1_fit(rex1):
     return NegBinomMixture(n_components=2).fit(rex1)
 
