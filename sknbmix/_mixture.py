@@ -377,7 +377,7 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         return (labels == np.arange(K)[:, None])[None].astype(float)
 
     def _fit_one(self, problem, starts, tol):
-        """Fit from a batch of starts: screen them, continue the best.
+        """Fit from a batch of starts and keep the best of each problem.
 
         Returns the parameters, their log-likelihood per problem (a lower
         bound, within ``tol``), the iterations used and whether each problem
@@ -397,59 +397,41 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
             )
             return theta, problem.log_likelihood(theta), n_iter, converged
         # Every start runs to convergence: on genes like Rest or Prdm14 of
-        # the built-in data, a start that leads after a dozen iterations still
+        # the built-in data, the start that leads after a dozen iterations
         # ends on a worse optimum in one data set in thirty.
-        em_iter = min(self.max_iter, _EM_ITER_BEFORE_NEWTON)
         theta, reached, n_iter, converged = run_em(
-            problem, starts, max_iter=em_iter, tol=tol
+            problem,
+            starts,
+            max_iter=min(self.max_iter, _EM_ITER_BEFORE_NEWTON),
+            tol=tol,
         )
+
+        def continue_unfinished(maximise):
+            unfinished = ~converged.reshape(converged.shape[0], -1).all(axis=1)
+            if not unfinished.any():
+                return
+            budget = self.max_iter - n_iter[unfinished].max()
+            if budget <= 0:
+                return
+            new_theta, new_reached, new_iter, new_converged = maximise(
+                problem,
+                Theta(*(x[unfinished] for x in theta)),
+                max_iter=budget,
+                tol=tol,
+            )
+            for whole, part in zip(theta, new_theta, strict=True):
+                whole[unfinished] = part
+            reached[unfinished] = new_reached
+            converged[unfinished] = new_converged
+            n_iter[unfinished] += new_iter
+
         # Starts that EM has not finished by then crawl (heavy overlap, or a
         # component nearing the Poisson limit): Newton's method finishes them
         # where its Hessian is affordable, EM the rest (and whatever Newton
         # leaves, e.g. at degenerate optima with emptying components).
-        crawling = ~converged.reshape(converged.shape[0], -1).all(axis=1)
-        if self.shared_weights:
-            n_params = theta.log_alpha[0].size * 2 + theta.log_weights.shape[1] - 1
-        else:
-            n_params = 3 * theta.log_alpha.shape[1] - 1
-        if crawling.any() and n_params <= _NEWTON_MAX_PARAMS:
-            polished, polished_ll, newton_iter, newton_converged = newton_maximise(
-                problem,
-                Theta(*(x[crawling] for x in theta)),
-                max_iter=self.max_iter - em_iter,
-                tol=tol,
-            )
-            _put_starts(
-                theta,
-                reached,
-                converged,
-                n_iter,
-                crawling,
-                polished,
-                polished_ll,
-                newton_converged,
-                newton_iter,
-            )
-            crawling = ~converged.reshape(converged.shape[0], -1).all(axis=1)
-        budget = self.max_iter - int(n_iter[crawling].max(initial=0))
-        if crawling.any() and budget > 0:
-            more, more_ll, more_iter, more_converged = run_em(
-                problem,
-                Theta(*(x[crawling] for x in theta)),
-                max_iter=budget,
-                tol=tol,
-            )
-            _put_starts(
-                theta,
-                reached,
-                converged,
-                n_iter,
-                crawling,
-                more,
-                more_ll,
-                more_converged,
-                more_iter,
-            )
+        if _n_params_per_problem(problem, theta) <= _NEWTON_MAX_PARAMS:
+            continue_unfinished(newton_maximise)
+        continue_unfinished(run_em)
         best = _best_start(problem, reached)
         return (
             _take_start(theta, best),
@@ -652,23 +634,12 @@ def _best_start(problem, log_likelihood):
     return np.argmax(log_likelihood, axis=0)[None]
 
 
-def _put_starts(
-    theta,
-    reached,
-    converged,
-    n_iter,
-    starts,
-    new_theta,
-    new_reached,
-    new_converged,
-    new_iter,
-):
-    """Write the results of continuing some starts back into the batch."""
-    for whole, part in zip(theta, new_theta, strict=True):
-        whole[starts] = part
-    reached[starts] = new_reached
-    converged[starts] = new_converged
-    n_iter[starts] += new_iter
+def _n_params_per_problem(problem, theta):
+    """Free parameters of one problem: a start, or a start and feature."""
+    n_components, n_features = theta.log_alpha.shape[1:]
+    if not problem.shared_weights:
+        n_features = 1
+    return n_components - 1 + 2 * n_components * n_features
 
 
 def _take_start(arrays, best):
