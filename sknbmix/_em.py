@@ -420,8 +420,8 @@ def run_em(problem, theta, *, max_iter, tol, accelerate=True):
     """Iterate EM (with SQUAREM acceleration) until every problem converges.
 
     All starts run in one batch; a start leaves the batch once its problems
-    have converged, or once it has come so close to a better start that both
-    are bound for the same optimum. Convergence: EM converges linearly, so
+    have converged or been outpaced by a better start (see :func:`_outpaced`).
+    Convergence: EM converges linearly, so
     the gain still to come is estimated from the last two gains ``g1, g2`` as
     ``g2 q / (1 - q)``, ``q = g2 / g1``; a problem has converged when both its
     last gain and that estimate are below ``tol``, or when it gains nothing
@@ -447,6 +447,8 @@ def run_em(problem, theta, *, max_iter, tol, accelerate=True):
         is at least as good.
     n_iter : ndarray of int of shape (n_starts,)
     converged : ndarray of bool, problem-shaped
+        True where a problem converged, or was given up for a better start
+        (which then has the higher log-likelihood).
     """
     n_starts = theta.log_alpha.shape[0]
     result = [x.copy() for x in theta]
