@@ -8,6 +8,7 @@ smaller than the data (Rex1 in the built-in data: 279 cells, 176 values).
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,6 +96,11 @@ class CountTable:
     multiplicity: np.ndarray
     log_factorial: np.ndarray
     indicator: sp.csr_matrix
+
+    @functools.cached_property
+    def indicator_t(self):
+        """The transposed indicator, in CSR for fast products."""
+        return self.indicator.T.tocsr()
 
     @property
     def values_squared(self):

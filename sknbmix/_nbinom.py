@@ -64,11 +64,16 @@ def log_rising_factorial(x, alpha, feature=None):
     if alpha.max() <= _STIRLING_ALPHA:
         return direct
     # Stirling's series for the difference, arranged so that nothing cancels:
-    # (a - 1/2) log1p(x/a) + x log(a + x) - x - x / (12 a (a + x)) + O(a^-3).
-    a = alpha_x
+    # (a - 1/2) log1p(x/a) + x log(a + x) - x - x / (12 a (a + x)) + O(a^-3);
+    # only on the rows (leading indices) that hold a large alpha.
+    rows = np.nonzero((alpha_x > _STIRLING_ALPHA).reshape(-1, alpha_x.shape[-1]).any(1))
+    a = alpha_x.reshape(-1, alpha_x.shape[-1])[rows]
+    x = np.broadcast_to(x, alpha_x.shape).reshape(-1, alpha_x.shape[-1])[rows]
     stirling = (a - 0.5) * np.log1p(x / a) + x * (np.log(a + x) - 1.0)
     stirling -= x / (12.0 * a * (a + x))
-    return np.where(a > _STIRLING_ALPHA, stirling, direct)
+    flat = direct.reshape(-1, direct.shape[-1])
+    flat[rows] = np.where(a > _STIRLING_ALPHA, stirling, flat[rows])
+    return direct
 
 
 def nbinom_logpmf(x, alpha, b):
