@@ -6,8 +6,9 @@ single-cell RNA) by maximum likelihood, as scikit-learn estimators.
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+from sknbmix._bootstrap import BootstrapResult, bootstrap
 from sknbmix._mixture import NegBinomMixture
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["NegBinomMixture", "__version__"]
+__all__ = ["BootstrapResult", "NegBinomMixture", "bootstrap", "__version__"]

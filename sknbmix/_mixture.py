@@ -264,6 +264,12 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
             The most probable component of each sample (of each sample and
             feature when ``shared_weights=False``).
         """
+        return self._fit(X)
+
+    def _fit(self, X, extra_starts=None):
+        """Fit, with ``extra_starts`` (a Theta) added to every initialisation's
+        starts; returns the labels of X. The log-likelihood each start ended
+        at is kept in ``_start_log_likelihoods`` (extra starts first)."""
         X = validate_data(
             self,
             X,
@@ -289,6 +295,13 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
                 starts = self._initial_starts(problem, X, init, random_state)
             else:
                 starts = self._get_theta()
+            if extra_starts is not None:
+                starts = Theta(
+                    *(
+                        np.concatenate([extra, new])
+                        for extra, new in zip(extra_starts, starts, strict=True)
+                    )
+                )
             theta, log_likelihood, n_iter, converged = self._fit_one(
                 problem, starts, tol
             )
@@ -432,6 +445,7 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         if _n_params_per_problem(problem, theta) <= _NEWTON_MAX_PARAMS:
             continue_unfinished(newton_maximise)
         continue_unfinished(run_em)
+        self._start_log_likelihoods = reached
         best = _best_start(problem, reached)
         return (
             _take_start(theta, best),
@@ -580,10 +594,17 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
                 f"Invalid value for 'n_samples': {n_samples!r}. The sampling "
                 "requires at least one sample."
             )
-        rng = check_random_state(self.random_state)
+        return self._draw(check_random_state(self.random_state), n_samples)
+
+    def _draw(self, rng, n_samples):
+        """Draw ``(X, y)`` with ``rng``, a RandomState or a Generator."""
         K, n_features = self.alpha_.shape
         if self.shared_weights:
-            y = rng.choice(K, size=n_samples, p=self.weights_ / self.weights_.sum())
+            # Inverse-CDF draws of the components work alike for both kinds
+            # of random source (their ``choice`` methods differ).
+            cumulative = np.cumsum(self.weights_)
+            uniform = rng.uniform(size=(n_samples, 1))
+            y = np.minimum((uniform * cumulative[-1] > cumulative).sum(-1), K - 1)
             alpha, b = self.alpha_[y], self.b_[y]
         else:
             cumulative = np.cumsum(self.weights_, axis=1)
@@ -593,6 +614,28 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
             alpha, b = self.alpha_[y, columns], self.b_[y, columns]
         X = rng.negative_binomial(alpha, 1.0 / (1.0 + b))
         return X, y
+
+    def bootstrap(self, X, **kwargs):
+        """Bootstrap confidence intervals for the fitted parameters.
+
+        A shortcut for :func:`sknbmix.bootstrap` ``(self, X, **kwargs)``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The counts the mixture was fitted on.
+        **kwargs
+            ``n_resamples``, ``method``, ``confidence_level``, ``ci_method``,
+            ``n_jobs``, ``random_state``, ``verbose``: see
+            :func:`sknbmix.bootstrap`.
+
+        Returns
+        -------
+        result : BootstrapResult
+        """
+        from sknbmix._bootstrap import bootstrap
+
+        return bootstrap(self, X, **kwargs)
 
     def aic(self, X):
         """Akaike information criterion of the model on X.

@@ -1,0 +1,404 @@
+"""Bootstrap confidence intervals for the parameters of a negative binomial
+mixture, shaped after :func:`scipy.stats.bootstrap`."""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+import math
+import warnings
+from collections import namedtuple
+from dataclasses import dataclass, field
+from numbers import Integral, Real
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.parallel import Parallel, delayed
+from sklearn.utils.validation import check_is_fitted, validate_data
+from threadpoolctl import threadpool_limits
+
+ConfidenceInterval = namedtuple("ConfidenceInterval", ["low", "high"])
+
+PARAMETERS = ("weights", "alpha", "b", "means")
+
+# Two starts of a replicate "disagree" when they end this far apart.
+_DISAGREEMENT = 1e-6
+
+
+@dataclass
+class BootstrapResult:
+    """Result of :func:`bootstrap`.
+
+    Attributes
+    ----------
+    estimates : dict of str to ndarray
+        ``"weights"``, ``"alpha"``, ``"b"`` and ``"means"``: one leading row
+        per successful replicate, then the shape of the parameter
+        (``alpha_`` is (n_components, n_features)). Components are aligned to
+        those of the point estimate.
+    confidence_interval : dict of str to ConfidenceInterval
+        ``(low, high)`` arrays with the shape of each parameter.
+    standard_error : dict of str to ndarray
+        The standard deviation of the replicates.
+    point_estimate : dict of str to ndarray
+        The parameters of the fit the replicates were drawn around.
+    n_resamples : int
+        Replicates attempted.
+    n_failed : int
+        Replicates whose fit raised or did not converge; they are left out.
+    n_start_disagreements : int
+        Successful replicates in which the start from the point estimate
+        ended on a worse optimum than the default initialisation, whose
+        result was kept: without the second start they would be wrong.
+    method, ci_method : str
+    confidence_level : float
+    """
+
+    estimates: dict
+    confidence_interval: dict
+    standard_error: dict
+    point_estimate: dict
+    n_resamples: int
+    n_failed: int
+    n_start_disagreements: int
+    method: str
+    ci_method: str
+    confidence_level: float
+    _shared_weights: bool = field(default=True, repr=False)
+
+    def __repr__(self):
+        level = f"{100 * self.confidence_level:g}%"
+        lines = [
+            f"BootstrapResult({self.method}, {self.n_resamples} resamples, "
+            f"{self.n_failed} failed, {self.n_start_disagreements} start "
+            f"disagreements, {level} {self.ci_method} intervals)"
+        ]
+        for name in PARAMETERS:
+            low, high = self.confidence_interval[name]
+            estimate = self.point_estimate[name]
+            for index in np.ndindex(estimate.shape):
+                lines.append(
+                    f"  {name}{list(index)}: {estimate[index]:.6g} "
+                    f"[{low[index]:.6g}, {high[index]:.6g}]"
+                )
+        return "\n".join(lines)
+
+    def to_frame(self):
+        """The intervals as a tidy :class:`pandas.DataFrame`.
+
+        One row per parameter, component and feature, with the columns
+        ``parameter``, ``component``, ``feature``, ``estimate``,
+        ``standard_error``, ``low`` and ``high``. Weights shared by all
+        features have ``feature`` None.
+        """
+        try:
+            import pandas as pd
+        except ImportError as exc:  # pragma: no cover - pandas is optional
+            raise ImportError("BootstrapResult.to_frame requires pandas.") from exc
+        rows = []
+        for name in PARAMETERS:
+            estimate = self.point_estimate[name]
+            low, high = self.confidence_interval[name]
+            error = self.standard_error[name]
+            for index in np.ndindex(estimate.shape):
+                if name == "weights":
+                    component, feature = (
+                        (index[0], None) if self._shared_weights else index[::-1]
+                    )
+                else:
+                    component, feature = index
+                rows.append(
+                    {
+                        "parameter": name,
+                        "component": component,
+                        "feature": feature,
+                        "estimate": estimate[index],
+                        "standard_error": error[index],
+                        "low": low[index],
+                        "high": high[index],
+                    }
+                )
+        return pd.DataFrame(rows)
+
+
+def _bootstrap_iv(
+    estimator, X, n_resamples, method, confidence_level, ci_method, n_jobs, verbose
+):
+    """Check the arguments of :func:`bootstrap`; fit the estimator if needed."""
+    from sknbmix._mixture import NegBinomMixture
+
+    if not isinstance(estimator, NegBinomMixture):
+        raise ValueError(
+            f"`estimator` must be a NegBinomMixture, got {type(estimator).__name__}."
+        )
+    if not isinstance(n_resamples, Integral) or n_resamples < 1:
+        raise ValueError(
+            f"`n_resamples` must be a positive integer, got {n_resamples!r}."
+        )
+    if method not in ("parametric", "nonparametric"):
+        raise ValueError(
+            f"`method` must be 'parametric' or 'nonparametric', got {method!r}."
+        )
+    if ci_method not in ("percentile", "basic"):
+        raise ValueError(
+            f"`ci_method` must be 'percentile' or 'basic', got {ci_method!r}."
+        )
+    if not isinstance(confidence_level, Real) or not 0 < confidence_level < 1:
+        raise ValueError(
+            f"`confidence_level` must be in (0, 1), got {confidence_level!r}."
+        )
+    if n_jobs is not None and (not isinstance(n_jobs, Integral) or n_jobs == 0):
+        raise ValueError(
+            f"`n_jobs` must be None or a non-zero integer, got {n_jobs!r}."
+        )
+    try:
+        check_is_fitted(estimator)
+    except Exception:
+        estimator = clone(estimator).fit(X)
+    X = validate_data(
+        estimator, X, accept_sparse=["csr"], dtype=np.float64, reset=False
+    )
+    return estimator, X
+
+
+def bootstrap(
+    estimator,
+    X,
+    *,
+    n_resamples=1000,
+    method="parametric",
+    confidence_level=0.95,
+    ci_method="percentile",
+    n_jobs=None,
+    random_state=None,
+    verbose=0,
+):
+    """Bootstrap confidence intervals for the parameters of a mixture.
+
+    Each replicate draws a data set of the size of ``X`` - from the fitted
+    mixture (``method="parametric"``) or by resampling the rows of ``X``
+    (``"nonparametric"``) - and refits it from two starts, the point estimate
+    and the estimator's default initialisation, keeping the better. Its
+    components are then matched to those of the point estimate by an
+    assignment on the log-means, which undoes label switching.
+
+    Parameters
+    ----------
+    estimator : NegBinomMixture
+        Fitted on ``X``, or fitted here (a clone).
+    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        The counts.
+    n_resamples : int, default=1000
+        Number of replicates.
+    method : {"parametric", "nonparametric"}, default="parametric"
+    confidence_level : float, default=0.95
+    ci_method : {"percentile", "basic"}, default="percentile"
+        Percentile intervals, or basic (reverse percentile) intervals
+        ``2 * estimate - quantile``.
+    n_jobs : int, default=None
+        Number of jobs to run in parallel. ``None`` means 1 unless in a
+        :obj:`joblib.parallel_backend` context. ``-1`` means using all
+        processors. Replicates go to the workers in batches.
+    random_state : int, numpy.random.SeedSequence or None, default=None
+        Seeds one root :class:`~numpy.random.SeedSequence`; replicate ``i``
+        draws from its child ``i`` alone, so the result is the same for any
+        ``n_jobs``, batch size or joblib backend.
+    verbose : int, default=0
+        Show progress (a tqdm bar when tqdm is installed).
+
+    Returns
+    -------
+    result : BootstrapResult
+
+    Warns
+    -----
+    UserWarning
+        When some replicates fail; they are left out of the intervals. If all
+        fail, a RuntimeError is raised.
+
+    See Also
+    --------
+    scipy.stats.bootstrap : The general bootstrap this one is shaped after.
+
+    Examples
+    --------
+    >>> from sknbmix import NegBinomMixture, bootstrap
+    >>> from sknbmix.datasets import load_singer
+    >>> X = load_singer(return_X_y=True)[:, :1]
+    >>> model = NegBinomMixture(n_components=2).fit(X)
+    >>> res = bootstrap(model, X, n_resamples=50, random_state=0)
+    >>> res.estimates["weights"].shape
+    (50, 2)
+    >>> low, high = res.confidence_interval["weights"]
+    >>> bool(low[0] < model.weights_[0] < high[0])
+    True
+    """
+    estimator, X = _bootstrap_iv(
+        estimator, X, n_resamples, method, confidence_level, ci_method, n_jobs, verbose
+    )
+    root = (
+        random_state
+        if isinstance(random_state, np.random.SeedSequence)
+        else np.random.SeedSequence(random_state)
+    )
+    replicate = clone(estimator).set_params(warm_start=False, verbose=0)
+    batches = _batches(n_resamples, n_jobs)
+    tasks = (
+        delayed(_run_batch)(replicate, estimator, X, method, root.entropy, batch)
+        for batch in batches
+    )
+    parallel = Parallel(n_jobs=n_jobs, return_as="generator")
+    outputs = _progress(parallel(tasks), len(batches), n_resamples, verbose)
+    params = {
+        name: np.concatenate([output[0][name] for output in outputs])
+        for name in PARAMETERS
+    }
+    ok = np.concatenate([output[1] for output in outputs])
+    disagree = np.concatenate([output[2] for output in outputs])
+
+    n_failed = int(np.count_nonzero(~ok))
+    if n_failed == n_resamples:
+        raise RuntimeError(f"All {n_resamples} bootstrap replicates failed.")
+    if n_failed:
+        warnings.warn(
+            f"{n_failed} of {n_resamples} bootstrap replicates failed (their fit "
+            "raised or did not converge); the intervals use the other "
+            f"{n_resamples - n_failed}.",
+            UserWarning,
+            stacklevel=2,
+        )
+    point = _parameters(estimator)
+    estimates = {name: params[name][ok] for name in PARAMETERS}
+    alpha = 1 - confidence_level
+    intervals, errors = {}, {}
+    for name, values in estimates.items():
+        low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2], axis=0)
+        if ci_method == "basic":
+            low, high = 2 * point[name] - high, 2 * point[name] - low
+        intervals[name] = ConfidenceInterval(low, high)
+        errors[name] = (
+            values.std(axis=0, ddof=1) if len(values) > 1 else values[0] * np.nan
+        )
+    return BootstrapResult(
+        estimates=estimates,
+        confidence_interval=intervals,
+        standard_error=errors,
+        point_estimate=point,
+        n_resamples=n_resamples,
+        n_failed=n_failed,
+        n_start_disagreements=int(np.count_nonzero(disagree[ok])),
+        method=method,
+        ci_method=ci_method,
+        confidence_level=confidence_level,
+        _shared_weights=estimator.shared_weights,
+    )
+
+
+def _batches(n_resamples, n_jobs):
+    """Replicate indices in batches: a few per worker, not one per task."""
+    n_workers = 1 if n_jobs is None else max(abs(n_jobs), 1)
+    size = max(1, min(256, math.ceil(n_resamples / (8 * n_workers))))
+    return [
+        np.arange(i, min(i + size, n_resamples)) for i in range(0, n_resamples, size)
+    ]
+
+
+def _progress(outputs, n_batches, n_resamples, verbose):
+    """Collect the batch outputs, showing progress if asked to."""
+    if not verbose:
+        return list(outputs)
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        collected = []
+        for done, output in enumerate(outputs, 1):
+            collected.append(output)
+            print(f"bootstrap: {done}/{n_batches} batches of {n_resamples} replicates")
+        return collected
+    with tqdm(total=n_resamples, desc="bootstrap", unit="fit") as bar:
+        collected = []
+        for output in outputs:
+            collected.append(output)
+            bar.update(len(output[1]))
+        return collected
+
+
+def _parameters(estimator):
+    return {
+        "weights": estimator.weights_,
+        "alpha": estimator.alpha_,
+        "b": estimator.b_,
+        "means": estimator.means_,
+    }
+
+
+def _run_batch(replicate, reference, X, method, entropy, indices):
+    """Fit the replicates ``indices``; each draws from its own seed only."""
+    params = {
+        name: np.full((len(indices),) + value.shape, np.nan)
+        for name, value in _parameters(reference).items()
+    }
+    ok = np.zeros(len(indices), dtype=bool)
+    disagree = np.zeros(len(indices), dtype=bool)
+    reference_start = reference._get_theta()
+    n_samples = X.shape[0]
+    # Workers share two cores with each other: no BLAS threads on top.
+    with threadpool_limits(limits=1), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for row, index in enumerate(indices):
+            seed = np.random.SeedSequence(entropy, spawn_key=(int(index),))
+            rng = np.random.default_rng(seed)
+            if method == "parametric":
+                data = reference._draw(rng, n_samples)[0]
+            else:
+                data = X[rng.integers(0, n_samples, n_samples)]
+            try:
+                replicate._fit(data, extra_starts=reference_start)
+            except Exception:  # a failed replicate is counted, never fatal
+                continue
+            if not replicate.converged_:
+                continue
+            ok[row] = True
+            disagree[row] = _starts_disagree(replicate)
+            for name, value in _aligned(replicate, reference).items():
+                params[name][row] = value
+    return params, ok, disagree
+
+
+def _starts_disagree(fitted):
+    """Whether the start from the point estimate ended on a worse optimum
+    than the best start of the default initialisation (for any problem).
+
+    The reverse cannot be told reliably: a default start in the basin of the
+    point-estimate start leaves the batch before it converges."""
+    scores = fitted._start_log_likelihoods
+    return bool(np.any(scores[1:].max(axis=0) - scores[0] > _DISAGREEMENT))
+
+
+def _aligned(fitted, reference):
+    """The parameters of ``fitted`` with components matched to ``reference``.
+
+    The match minimises the squared distance between log-means (over the
+    features with shared weights, per feature otherwise), so it follows the
+    components rather than their order, which swaps when means are close.
+    """
+    params = _parameters(fitted)
+    log_means = np.log(fitted.means_)
+    reference_log_means = np.log(reference.means_)
+    if fitted.shared_weights:
+        cost = ((reference_log_means[:, None, :] - log_means[None, :, :]) ** 2).sum(-1)
+        order = linear_sum_assignment(cost)[1]
+        return {
+            "weights": params["weights"][order],
+            **{name: params[name][order] for name in ("alpha", "b", "means")},
+        }
+    aligned = {name: value.copy() for name, value in params.items()}
+    for feature in range(log_means.shape[1]):
+        cost = (
+            reference_log_means[:, None, feature] - log_means[None, :, feature]
+        ) ** 2
+        order = linear_sum_assignment(cost)[1]
+        aligned["weights"][feature] = params["weights"][feature, order]
+        for name in ("alpha", "b", "means"):
+            aligned[name][:, feature] = params[name][order, feature]
+    return aligned
