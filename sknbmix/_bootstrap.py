@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from numbers import Integral, Real
 
 import numpy as np
+from joblib import effective_n_jobs
 from scipy.optimize import linear_sum_assignment
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
@@ -65,6 +66,7 @@ class BootstrapResult:
     ci_method: str
     confidence_level: float
     _shared_weights: bool = field(default=True, repr=False)
+    _feature_names: list = field(default=None, repr=False)
 
     def __repr__(self):
         level = f"{100 * self.confidence_level:g}%"
@@ -87,7 +89,8 @@ class BootstrapResult:
         """The intervals as a tidy :class:`pandas.DataFrame`.
 
         One row per parameter, component and feature, with the columns
-        ``parameter``, ``component``, ``feature``, ``estimate``,
+        ``parameter``, ``component``, ``feature`` (the feature's name when the
+        estimator was fitted on a DataFrame, else its index), ``estimate``,
         ``standard_error``, ``low`` and ``high``. Weights shared by all
         features have ``feature`` None.
         """
@@ -111,14 +114,19 @@ class BootstrapResult:
                     {
                         "parameter": name,
                         "component": component,
-                        "feature": feature,
+                        "feature": None
+                        if feature is None
+                        else self._feature_names[feature],
                         "estimate": estimate[index],
                         "standard_error": error[index],
                         "low": low[index],
                         "high": high[index],
                     }
                 )
-        return pd.DataFrame(rows)
+        frame = pd.DataFrame(rows)
+        # An object column keeps integers and None as they are (no NaN floats).
+        frame["feature"] = pd.Series([row["feature"] for row in rows], dtype=object)
+        return frame
 
 
 def _bootstrap_iv(
@@ -291,12 +299,16 @@ def bootstrap(
         ci_method=ci_method,
         confidence_level=confidence_level,
         _shared_weights=estimator.shared_weights,
+        _feature_names=list(
+            getattr(estimator, "feature_names_in_", range(estimator.n_features_in_))
+        ),
     )
 
 
 def _batches(n_resamples, n_jobs):
     """Replicate indices in batches: a few per worker, not one per task."""
-    n_workers = 1 if n_jobs is None else max(abs(n_jobs), 1)
+    # Resolves None and negative n_jobs, within a parallel_backend context too.
+    n_workers = effective_n_jobs(n_jobs)
     size = max(1, min(256, math.ceil(n_resamples / (8 * n_workers))))
     return [
         np.arange(i, min(i + size, n_resamples)) for i in range(0, n_resamples, size)
@@ -348,6 +360,12 @@ def _run_batch(replicate, reference, X, method, entropy, indices):
         for row, index in enumerate(indices):
             seed = np.random.SeedSequence(entropy, spawn_key=(int(index),))
             rng = np.random.default_rng(seed)
+            # Random initialisations (n_init > 1, "kmeans", "random") draw
+            # from the replicate's own grandchild seed, never global state.
+            fit_seed = np.random.SeedSequence(entropy, spawn_key=(int(index), 0))
+            replicate.set_params(
+                random_state=np.random.RandomState(np.random.MT19937(fit_seed))
+            )
             if method == "parametric":
                 data = reference._draw(rng, n_samples)[0]
             else:
@@ -366,11 +384,12 @@ def _run_batch(replicate, reference, X, method, entropy, indices):
 
 
 def _starts_disagree(fitted):
-    """Whether the start from the point estimate ended on a worse optimum
-    than the best start of the default initialisation (for any problem).
+    """Whether the start from the point estimate (run to convergence) ended on
+    a worse optimum than the best start of the default initialisation, for
+    any problem.
 
-    The reverse cannot be told reliably: a default start in the basin of the
-    point-estimate start leaves the batch before it converges."""
+    The reverse cannot be told: a default start in the basin of a better one
+    leaves the batch before it converges."""
     scores = fitted._start_log_likelihoods
     return bool(np.any(scores[1:].max(axis=0) - scores[0] > _DISAGREEMENT))
 

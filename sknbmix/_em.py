@@ -425,7 +425,7 @@ def _where(mask, a, b):
     return Theta(*(np.where(mask, x, y) for x, y in zip(a, b, strict=True)))
 
 
-def run_em(problem, theta, *, max_iter, tol, accelerate=True):
+def run_em(problem, theta, *, max_iter, tol, accelerate=True, n_protected=0):
     """Iterate EM (with SQUAREM acceleration) until every problem converges.
 
     All starts run in one batch; a start leaves the batch once its problems
@@ -447,6 +447,10 @@ def run_em(problem, theta, *, max_iter, tol, accelerate=True):
         Threshold on the total log-likelihood of each problem.
     accelerate : bool, default=True
         Whether to use SQUAREM.
+    n_protected : int, default=0
+        The first ``n_protected`` starts run to convergence even when a better
+        start outpaces them (the bootstrap asks where its start from the
+        point estimate ends).
 
     Returns
     -------
@@ -510,7 +514,9 @@ def run_em(problem, theta, *, max_iter, tol, accelerate=True):
                 new_reached if reached is None else np.maximum(reached, new_reached)
             )
             converged |= _converged(gain, last_gain, tol)
-            converged |= _outpaced(problem, theta, reached, gain)
+            outpaced = _outpaced(problem, theta, reached, gain)
+            outpaced[active < n_protected] = False
+            converged |= outpaced
             last_gain = gain
         leaving = converged.reshape(active.size, -1).all(axis=1)
         if leaving.any() or done_iter >= max_iter:

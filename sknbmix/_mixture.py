@@ -303,7 +303,10 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
                     )
                 )
             theta, log_likelihood, n_iter, converged = self._fit_one(
-                problem, starts, tol
+                problem,
+                starts,
+                tol,
+                n_protected=0 if extra_starts is None else len(extra_starts[0]),
             )
             if self.verbose:
                 print(
@@ -389,10 +392,11 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
             labels[start:stop] = kmeans.fit(values, sample_weight=weights).labels_
         return (labels == np.arange(K)[:, None])[None].astype(float)
 
-    def _fit_one(self, problem, starts, tol):
+    def _fit_one(self, problem, starts, tol, n_protected=0):
         """Fit from a batch of starts and keep the best of each problem.
 
-        Returns the parameters, their log-likelihood per problem (a lower
+        The first ``n_protected`` starts run to convergence even when
+        outpaced. Returns the parameters, their log-likelihood per problem (a lower
         bound, within ``tol``), the iterations used and whether each problem
         converged.
         """
@@ -417,6 +421,7 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
             starts,
             max_iter=min(self.max_iter, _EM_ITER_BEFORE_NEWTON),
             tol=tol,
+            n_protected=n_protected,
         )
 
         def continue_unfinished(maximise):

@@ -335,12 +335,6 @@ def test_global_random_state_untouched(rex1, rex1_fit):
     assert before[2:] == after[2:]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: replicate fits draw their random initialisations from the "
-    "estimator's random_state (None -> the global numpy RNG), not from the "
-    "replicate's seed",
-)
 def test_random_initialisations_do_not_use_global_state(rex1):
     # n_init > 1 uses random starts; the estimator's random_state is None.
     fit = NegBinomMixture(n_components=2, n_init=3).fit(rex1)
@@ -490,11 +484,6 @@ def test_no_replicate_worse_than_restarted_em(rex1_replicates):
     assert np.sum(reference_only < best - 1e-4) >= 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: n_start_disagreements counts replicates whose point-estimate "
-    "start was outpaced in the batch, not ones where it ends on a worse optimum",
-)
 def test_start_disagreements_count_worse_optima(rex1_replicates):
     res, replicate, _, reference_only = rex1_replicates
     worse = int(np.sum(reference_only < replicate - 1e-6))
