@@ -31,6 +31,7 @@ lint: $(VENV)/.installed-test
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/bench_fit.py
+	$(BIN)/python benchmarks/bench_bootstrap.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
