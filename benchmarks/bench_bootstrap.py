@@ -31,6 +31,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from _table import header, row
 from baseline import fit_one_gene
 from joblib import Parallel, delayed
 
@@ -123,16 +124,12 @@ def main():
         ("ms/replicate", 12, ".3f"),
         ("failed", 6, "d"),
     ]
-    print(" ".join(f"{h:>{w}}" for h, w, _ in columns))
+    print(header(columns))
     for values in (
         ["classic", n_base, base_s, base_per * 1e3, int((~base_ok).sum())],
         ["sknbmix", n_sk, sk_s, sk_per * 1e3, res.n_failed],
     ):
-        print(
-            " ".join(
-                f"{v:>{w}{f}}" for v, (_, w, f) in zip(values, columns, strict=True)
-            )
-        )
+        print(row(values, columns))
     ratio = base_per / sk_per
     print(f"speed-up per replicate: {ratio:.0f}x")
     print(f"sknbmix start disagreements: {res.n_start_disagreements}")

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _table import header, row
 from baseline import fit_four_genes, fit_one_gene, loglik_scipy
 
 from sknbmix import NegBinomMixture
@@ -72,7 +73,7 @@ def main():
         ("base-opt", 9, ".4f"),
         ("base nfev", 9, "d"),
     ]
-    print(" ".join(f"{h:>{w}}" for h, w, _ in columns))
+    print(header(columns))
     notes = []
     for name, (Xp, fit_baseline) in problems.items():
         base_s, fit = median_time(fit_baseline, base_repeats)
@@ -91,11 +92,7 @@ def main():
             base_ll - OPTIMUM[name],
             fit.nfev,
         ]
-        print(
-            " ".join(
-                f"{v:>{w}{f}}" for v, (_, w, f) in zip(values, columns, strict=True)
-            )
-        )
+        print(row(values, columns))
         if not fit.success:
             notes.append(f"{name}: baseline Powell reported failure")
     for note in notes:
