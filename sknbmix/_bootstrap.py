@@ -130,7 +130,7 @@ class BootstrapResult:
 
 
 def _bootstrap_iv(
-    estimator, X, n_resamples, method, confidence_level, ci_method, n_jobs, verbose
+    estimator, X, n_resamples, method, confidence_level, ci_method, n_jobs, random_state
 ):
     """Check the arguments of :func:`bootstrap`; fit the estimator if needed."""
     from sknbmix._mixture import NegBinomMixture
@@ -158,6 +158,16 @@ def _bootstrap_iv(
     if n_jobs is not None and (not isinstance(n_jobs, Integral) or n_jobs == 0):
         raise ValueError(
             f"`n_jobs` must be None or a non-zero integer, got {n_jobs!r}."
+        )
+    if not (
+        random_state is None
+        or isinstance(random_state, (Integral, np.random.SeedSequence))
+    ):
+        # A Generator or RandomState cannot seed independent replicates that
+        # are the same for any n_jobs; a SeedSequence can.
+        raise ValueError(
+            "`random_state` must be None, an int or a numpy.random.SeedSequence, "
+            f"got {type(random_state).__name__}."
         )
     try:
         check_is_fitted(estimator)
@@ -242,7 +252,14 @@ def bootstrap(
     True
     """
     estimator, X = _bootstrap_iv(
-        estimator, X, n_resamples, method, confidence_level, ci_method, n_jobs, verbose
+        estimator,
+        X,
+        n_resamples,
+        method,
+        confidence_level,
+        ci_method,
+        n_jobs,
+        random_state,
     )
     root = (
         random_state

@@ -203,6 +203,8 @@ def test_unfitted_estimator_is_fitted_on_a_clone(rex1, rex1_fit, rex1_result):
         ({"confidence_level": 1.5}, "confidence_level"),
         ({"confidence_level": 0}, "confidence_level"),
         ({"n_jobs": 0}, "n_jobs"),
+        ({"random_state": np.random.default_rng(0)}, "random_state"),
+        ({"random_state": np.random.RandomState(0)}, "random_state"),
     ],
 )
 def test_invalid_arguments(rex1, rex1_fit, kwargs, match):
