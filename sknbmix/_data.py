@@ -102,8 +102,9 @@ class CountTable:
         """The transposed indicator, in CSR for fast products."""
         return self.indicator.T.tocsr()
 
-    @property
+    @functools.cached_property
     def values_squared(self):
+        """``values ** 2``, for the second moments of every M step."""
         return self.values**2
 
     @property

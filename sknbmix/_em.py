@@ -64,6 +64,13 @@ def _logsumexp_components(a):
     return np.log(total) + top, exp / total
 
 
+def log_weights_from_logits(logits):
+    """Log-weights from the logits of components 2..K against component 1
+    (axis 1), for the solvers that work in unconstrained coordinates."""
+    logits = np.concatenate([np.zeros_like(logits[:, :1]), logits], axis=1)
+    return logits - _logsumexp_components(logits)[0]
+
+
 def _sparse_right_product(dense, sparse_t):
     """``dense @ sparse`` as a C-contiguous array, given ``sparse.T`` in CSR
     (scipy multiplies CSR by dense fastest)."""

@@ -17,7 +17,12 @@ batch, where ``n_params`` counts the parameters of one problem.
 
 import numpy as np
 
-from sknbmix._em import _LOG_ALPHA_BOUNDS, _LOG_B_BOUNDS, Theta, _logsumexp_components
+from sknbmix._em import (
+    _LOG_ALPHA_BOUNDS,
+    _LOG_B_BOUNDS,
+    Theta,
+    log_weights_from_logits,
+)
 
 # Forward-difference step of the Hessian, in log coordinates.
 _HESSIAN_STEP = 1e-5
@@ -66,10 +71,9 @@ def from_vector(problem, vector, n_components, n_features):
         logits = columns[:, : K - 1]
         log_alpha = columns[:, K - 1 : 2 * K - 1]
         log_mean = columns[:, 2 * K - 1 :]
-    logits = np.concatenate([np.zeros_like(logits[:, :1]), logits], axis=1)
     log_alpha = np.clip(log_alpha, *_LOG_ALPHA_BOUNDS)
     return Theta(
-        logits - _logsumexp_components(logits)[0],
+        log_weights_from_logits(logits),
         log_alpha,
         np.clip(log_mean - log_alpha, *_LOG_B_BOUNDS),
     )

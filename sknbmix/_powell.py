@@ -11,7 +11,12 @@ logits against the first component) by one pair of functions,
 import numpy as np
 from scipy.optimize import minimize
 
-from sknbmix._em import _LOG_ALPHA_BOUNDS, _LOG_B_BOUNDS, Theta
+from sknbmix._em import (
+    _LOG_ALPHA_BOUNDS,
+    _LOG_B_BOUNDS,
+    Theta,
+    log_weights_from_logits,
+)
 from sknbmix._nbinom import _clip
 
 
@@ -36,10 +41,7 @@ def unpack(vector, n_components, n_features, n_weight_groups):
     log_alpha = _clip(vector[:size].reshape(shape), *_LOG_ALPHA_BOUNDS)
     log_b = _clip(vector[size : 2 * size].reshape(shape), *_LOG_B_BOUNDS)
     logits = vector[2 * size :].reshape(1, n_components - 1, n_weight_groups)
-    logits = np.concatenate([np.zeros((1, 1, n_weight_groups)), logits], axis=1)
-    top = logits.max(axis=1, keepdims=True)
-    log_norm = top + np.log(np.exp(logits - top).sum(axis=1, keepdims=True))
-    return Theta(logits - log_norm, log_alpha, log_b)
+    return Theta(log_weights_from_logits(logits), log_alpha, log_b)
 
 
 def powell_maximise(problem, theta, *, max_iter, tol, max_restarts=20):
