@@ -8,7 +8,14 @@ single-cell RNA) by maximum likelihood, as scikit-learn estimators.
 
 from sknbmix._bootstrap import BootstrapResult, bootstrap
 from sknbmix._mixture import NegBinomMixture
+from sknbmix._selection import compare_n_components
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["BootstrapResult", "NegBinomMixture", "bootstrap", "__version__"]
+__all__ = [
+    "BootstrapResult",
+    "NegBinomMixture",
+    "bootstrap",
+    "compare_n_components",
+    "__version__",
+]
