@@ -82,10 +82,11 @@ class CountTable:
         How many cells have this count of this feature.
     log_factorial : ndarray of shape (n_entries,)
         ``gammaln(values + 1)``.
-    indicator : sparse matrix of shape (n_samples, n_entries)
+    indicator : sparse matrix of shape (n_samples, n_entries) or None
         Row i has a 1 at the entry of each non-zero count of cell i. Zero
         counts are left out: their log-probability is a per-component
-        constant, and they add nothing to the score for ``alpha``.
+        constant, and they add nothing to the score for ``alpha``. None in a
+        table made by :meth:`take_features`.
     """
 
     n_samples: int
@@ -95,7 +96,7 @@ class CountTable:
     starts: np.ndarray
     multiplicity: np.ndarray
     log_factorial: np.ndarray
-    indicator: sp.csr_matrix
+    indicator: sp.csr_matrix | None
 
     @functools.cached_property
     def indicator_t(self):
@@ -113,18 +114,39 @@ class CountTable:
 
     def feature_table(self, feature):
         """The table of one feature alone."""
-        start = self.starts[feature]
-        stop = self.starts[feature + 1] if feature + 1 < self.n_features else None
-        entries = slice(start, stop)
+        table = self.take_features(np.array([feature]))
+        stop = table.n_entries + self.starts[feature]
+        table.indicator = self.indicator[:, self.starts[feature] : stop]
+        return table
+
+    def take_features(self, features):
+        """The table of the given features, in that order, repeats allowed.
+
+        The result has no indicator: independent per-feature mixtures are
+        fit on the table alone, and a stack of starts repeats each feature's
+        entries once per start.
+
+        Parameters
+        ----------
+        features : ndarray of int
+        """
+        ends = np.append(self.starts[1:], self.n_entries)
+        lengths = (ends - self.starts)[features]
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.intp)
+        # Entry e of the new table comes from the old entry at the same
+        # offset within its feature's group.
+        entries = np.repeat(self.starts[features] - starts, lengths) + np.arange(
+            lengths.sum()
+        )
         return CountTable(
             n_samples=self.n_samples,
-            n_features=1,
+            n_features=len(features),
             values=self.values[entries],
-            feature=np.zeros_like(self.feature[entries]),
-            starts=np.zeros(1, dtype=self.starts.dtype),
+            feature=np.repeat(np.arange(len(features)), lengths),
+            starts=starts,
             multiplicity=self.multiplicity[entries],
             log_factorial=self.log_factorial[entries],
-            indicator=self.indicator[:, entries],
+            indicator=None,
         )
 
     def feature_sum(self, per_entry):

@@ -93,7 +93,9 @@ class MixtureProblem:
         fixed point does not depend on it.
     """
 
-    def __init__(self, table, shared_weights, newton_steps=1):
+    def __init__(
+        self, table, shared_weights, newton_steps=1, *, group=None, start=None
+    ):
         self.table = table
         self.newton_steps = newton_steps
         self.shared_weights = shared_weights
@@ -103,6 +105,13 @@ class MixtureProblem:
         self._values = table.values
         self._multiplicity = table.multiplicity
         self._log_factorial = table.log_factorial
+        # Independent mixtures run as a stack: each (start, feature) pair is a
+        # feature of its own table (see stack_starts), so a problem that is
+        # done leaves the batch alone. group and start say which feature and
+        # start each column of the stack is.
+        n_features = table.n_features
+        self.group = np.arange(n_features) if group is None else group
+        self.start = np.zeros(n_features, dtype=int) if start is None else start
 
     def feature_problem(self, feature):
         """The independent mixture of one feature alone."""
@@ -110,15 +119,83 @@ class MixtureProblem:
             self.table.feature_table(feature), False, self.newton_steps
         )
 
-    # -- shapes ------------------------------------------------------------
+    # -- the batch of problems -----------------------------------------------
+
+    @property
+    def batch_axis(self):
+        """The axis of parameter arrays along which problems are independent:
+        starts with shared weights, the (stacked) features otherwise."""
+        return 0 if self.shared_weights else 2
+
+    def stack_starts(self, theta):
+        """The stacked problem and parameters of a batch of starts.
+
+        With independent weights, start s of feature g becomes column ``g *
+        n_starts + s`` of a table that repeats each feature's entries once
+        per start, and ``theta`` gets a single start. With shared weights the
+        starts stay on axis 0 and nothing changes.
+        """
+        if self.shared_weights:
+            return self, theta
+        n_starts, _, n_features = theta.log_alpha.shape
+        group = np.repeat(np.arange(n_features), n_starts)
+        stacked = MixtureProblem(
+            self.table.take_features(group),
+            False,
+            self.newton_steps,
+            group=group,
+            start=np.tile(np.arange(n_starts), n_features),
+        )
+        return stacked, Theta(
+            *(x.transpose(1, 2, 0).reshape(1, x.shape[1], -1) for x in theta)
+        )
+
+    def select(self, index):
+        """The problem restricted to the batch elements at ``index``."""
+        if self.shared_weights:
+            return self
+        return MixtureProblem(
+            self.table.take_features(index),
+            False,
+            self.newton_steps,
+            group=self.group[index],
+            start=self.start[index],
+        )
+
+    def take(self, array, index):
+        """Batch elements ``index`` of a Theta or a parameter-shaped array."""
+        if isinstance(array, Theta):
+            return Theta(*(self.take(x, index) for x in array))
+        return np.take(array, index, axis=self.batch_axis)
+
+    def put(self, out, index, array):
+        """Write ``array`` into batch elements ``index`` of ``out``."""
+        if isinstance(out, Theta):
+            for whole, part in zip(out, array, strict=True):
+                self.put(whole, index, part)
+        elif self.shared_weights:
+            out[index] = array
+        else:
+            out[..., index] = array
+
+    def along_batch(self, vector):
+        """A vector with one value per batch element, problem-shaped."""
+        return vector.reshape((-1, 1, 1) if self.shared_weights else (1, 1, -1))
+
+    def per_batch(self, problem_shaped):
+        """Inverse of :meth:`along_batch`."""
+        return problem_shaped.reshape(-1)
+
+    def batch_groups(self, n_batch):
+        """Which group (a feature; the whole fit with shared weights) and which
+        start each batch element is."""
+        if self.shared_weights:
+            return np.zeros(n_batch, dtype=int), np.arange(n_batch)
+        return self.group, self.start
 
     def problem_sum(self, array):
         """Sum a parameter-shaped array within each problem (keepdims)."""
         return array.sum(axis=self._problem_axes(array), keepdims=True)
-
-    def problem_max(self, array):
-        """Maximum of a parameter-shaped array within each problem."""
-        return array.max(axis=self._problem_axes(array), keepdims=True)
 
     def _problem_axes(self, array):
         # Components (and, with shared weights, features) on the last two axes.
@@ -435,19 +512,20 @@ def _where(mask, a, b):
 def run_em(problem, theta, *, max_iter, tol, accelerate=True, n_protected=0):
     """Iterate EM (with SQUAREM acceleration) until every problem converges.
 
-    All starts run in one batch; a start leaves the batch once its problems
-    have converged or been outpaced by a better start (see :func:`_outpaced`).
-    Convergence: EM converges linearly, so
-    the gain still to come is estimated from the last two gains ``g1, g2`` as
-    ``g2 q / (1 - q)``, ``q = g2 / g1``; a problem has converged when both its
-    last gain and that estimate are below ``tol``, or when it gains nothing
-    within rounding.
+    All problems run in one batch (starts with shared weights; stacked
+    (start, feature) pairs otherwise, see :meth:`MixtureProblem.stack_starts`);
+    a problem leaves the batch once it has converged or been outpaced by a
+    better start of its own (see :func:`_outpaced`). Convergence: EM converges
+    linearly, so the gain still to come is estimated from the last two gains
+    ``g1, g2`` as ``g2 q / (1 - q)``, ``q = g2 / g1``; a problem has converged
+    when both its last gain and that estimate are below ``tol``, or when it
+    gains nothing within rounding.
 
     Parameters
     ----------
     problem : MixtureProblem
     theta : Theta
-        A batch of starts.
+        A batch of starts (stacked, with independent weights).
     max_iter : int
         EM iterations (M steps) at most, per start.
     tol : float
@@ -455,9 +533,9 @@ def run_em(problem, theta, *, max_iter, tol, accelerate=True, n_protected=0):
     accelerate : bool, default=True
         Whether to use SQUAREM.
     n_protected : int, default=0
-        The first ``n_protected`` starts run to convergence even when a better
-        start outpaces them (the bootstrap asks where its start from the
-        point estimate ends).
+        Starts numbered below ``n_protected`` run to convergence even when a
+        better start outpaces them (the bootstrap asks where its start from
+        the point estimate ends).
 
     Returns
     -------
@@ -465,21 +543,31 @@ def run_em(problem, theta, *, max_iter, tol, accelerate=True, n_protected=0):
     log_likelihood : ndarray
         Problem-shaped: the best log-likelihood seen; the returned ``theta``
         is at least as good.
-    n_iter : ndarray of int of shape (n_starts,)
+    n_iter : ndarray of int with one entry per batch element
     converged : ndarray of bool, problem-shaped
         True where a problem converged, or was given up for a better start
         (which then has the higher log-likelihood).
     """
-    n_starts = theta.log_alpha.shape[0]
-    result = [x.copy() for x in theta]
-    final_reached = problem.log_likelihood(theta) if max_iter == 0 else None
-    final_converged = None
-    n_iter = np.zeros(n_starts, dtype=int)
-    active = np.arange(n_starts)
-    reached = last_gain = converged = None
-    step_max = np.full(
-        (active.size,) + (1,) * (theta.log_alpha.ndim - 1), _STEP_MAX_START
-    )
+    axis = problem.batch_axis
+    n_batch = theta.log_alpha.shape[axis]
+    result = Theta(*(x.copy() for x in theta))
+    if max_iter == 0:
+        reached = problem.log_likelihood(theta)
+        return (
+            result,
+            reached,
+            np.zeros(n_batch, dtype=int),
+            np.zeros_like(reached, dtype=bool),
+        )
+    problem_shape = (1, 1, n_batch) if axis else (n_batch, 1, 1)
+    final_reached = np.empty(problem_shape)
+    final_converged = np.zeros(problem_shape, dtype=bool)
+    n_iter = np.zeros(n_batch, dtype=int)
+    active = np.arange(n_batch)
+    protected = problem.batch_groups(n_batch)[1] < n_protected
+    reached = last_gain = None
+    converged = np.zeros(problem_shape, dtype=bool)
+    step_max = np.full(problem_shape, _STEP_MAX_START)
     done_iter = 0
     while done_iter < max_iter and active.size:
         accelerated = accelerate and max_iter - done_iter >= 3
@@ -505,10 +593,6 @@ def run_em(problem, theta, *, max_iter, tol, accelerate=True, n_protected=0):
             new_reached = ll0
             done_iter += 1
         n_iter[active] = done_iter
-        if reached is None:
-            final_reached = np.empty((n_starts,) + ll0.shape[1:])
-            final_converged = np.zeros(final_reached.shape, dtype=bool)
-            converged = np.zeros(ll0.shape, dtype=bool)
         if reached is None and not accelerated:
             # A plain step tells the log-likelihood where it started only;
             # its gain shows at the next step.
@@ -522,50 +606,66 @@ def run_em(problem, theta, *, max_iter, tol, accelerate=True, n_protected=0):
             )
             converged |= _converged(gain, last_gain, tol)
             outpaced = _outpaced(problem, theta, reached, gain)
-            outpaced[active < n_protected] = False
-            converged |= outpaced
+            converged |= outpaced & ~problem.along_batch(protected[active])
             last_gain = gain
-        leaving = converged.reshape(active.size, -1).all(axis=1)
+        leaving = problem.per_batch(converged)
         if leaving.any() or done_iter >= max_iter:
-            leaving |= done_iter >= max_iter
-            for out, x in zip(result, theta, strict=True):
-                out[active[leaving]] = x[leaving]
-            final_reached[active[leaving]] = reached[leaving]
-            final_converged[active[leaving]] = converged[leaving]
-            staying = ~leaving
+            leaving = leaving | (done_iter >= max_iter)
+            gone, index = active[leaving], np.flatnonzero(leaving)
+            problem.put(result, gone, problem.take(theta, index))
+            problem.put(final_reached, gone, problem.take(reached, index))
+            problem.put(final_converged, gone, problem.take(converged, index))
+            staying = np.flatnonzero(~leaving)
             active = active[staying]
-            theta = Theta(*(x[staying] for x in theta))
-            reached, step_max = reached[staying], step_max[staying]
-            converged = converged[staying]
+            theta = problem.take(theta, staying)
+            reached, step_max, converged = (
+                problem.take(x, staying) for x in (reached, step_max, converged)
+            )
             if last_gain is not None:
-                last_gain = last_gain[staying]
-    return Theta(*result), final_reached, n_iter, final_converged
+                last_gain = problem.take(last_gain, staying)
+            problem = problem.select(staying)
+    return result, final_reached, n_iter, final_converged
 
 
 def _outpaced(problem, theta, reached, last_gain):
-    """Problems of a start that a better start of the same problem makes moot.
+    """Problems that a better start of the same group makes moot.
 
-    Two cases: the start is within ``_SAME_BASIN`` (in every log coordinate)
-    of a better one, so both are in one basin; or it trails the best start by
-    more than ``_TRAIL_MARGIN`` plus ``_TRAIL_GAINS`` times its last gain per
-    cycle, so that it cannot catch up at the rate EM slows down. On 404 data
+    Two cases: the start is within ``_SAME_BASIN`` of a better one (the
+    largest differences in log-weights, in log alpha and in log b, added), so
+    both are in one basin; or it trails the best start by more than
+    ``_TRAIL_MARGIN`` plus ``_TRAIL_GAINS`` times its last gain per cycle, so
+    that it cannot catch up at the rate EM slows down. On 404 data
     sets simulated from K=2 fits of the four genes of the built-in data, the
     second rule never dropped all of the starts that reach the best optimum;
     on 244 more, the first gave the same optima as with a distance of 1e-3.
     """
-    n_starts = reached.shape[0]
-    if n_starts < 2:
+    n_batch = reached.size
+    group, start = problem.batch_groups(n_batch)
+    _, group = np.unique(group, return_inverse=True)
+    n_slots = start.max() + 1
+    if n_slots < 2:
         return np.zeros(reached.shape, dtype=bool)
-    deficit = reached.max(axis=0, keepdims=True) - reached
-    trails = deficit > _TRAIL_GAINS * last_gain + _TRAIL_MARGIN
-    distance = sum(problem.problem_max(np.abs(x[:, None] - x[None, :])) for x in theta)
-    order = np.arange(n_starts).reshape((n_starts,) + (1,) * (reached.ndim - 1))
-    # j is better than i: higher log-likelihood, ties to the lower index.
-    better = (reached[None] > reached[:, None]) | (
-        (reached[None] == reached[:, None]) & (order[None] < order[:, None])
+    # Batch elements laid out as (group, start); absent slots point at
+    # element 0 and are masked.
+    slot = np.full((group.max() + 1, n_slots), -1)
+    slot[group, start] = np.arange(n_batch)
+    present = slot >= 0
+    slot = np.where(present, slot, 0)
+    value = np.where(present, problem.per_batch(reached)[slot], -np.inf)
+    deficit = value.max(axis=1, keepdims=True) - value
+    trails = deficit > _TRAIL_GAINS * problem.per_batch(last_gain)[slot] + _TRAIL_MARGIN
+    # The largest difference in each of the three kinds of parameter, added.
+    distance = 0.0
+    for x in theta:
+        x = np.moveaxis(x, problem.batch_axis, 0).reshape(n_batch, -1)[slot]
+        distance = distance + np.abs(x[:, :, None] - x[:, None, :]).max(axis=-1)
+    # j is better than i: higher log-likelihood, ties to the lower start.
+    order = np.arange(n_slots)
+    better = (value[:, None, :] > value[:, :, None]) | (
+        (value[:, None, :] == value[:, :, None]) & (order[None, :] < order[:, None])
     )
-    duplicate = ((distance < _SAME_BASIN) & better).any(axis=1)
-    return trails | duplicate
+    duplicate = ((distance < _SAME_BASIN) & better & present[:, None, :]).any(axis=2)
+    return problem.along_batch((trails | duplicate)[group, start])
 
 
 def _converged(gain, last_gain, tol):
