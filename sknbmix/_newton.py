@@ -26,8 +26,11 @@ from sknbmix._em import (
 
 # Forward-difference step of the Hessian, in log coordinates.
 _HESSIAN_STEP = 1e-5
-# Largest change of any coordinate in one step (a factor of e).
+# Largest change of any coordinate in one step (a factor of e), and how many
+# times a step that fails to go uphill is cut by 4 before the problem is
+# given up as stuck.
 _MAX_STEP = 1.0
+_MAX_CUTS = 8
 # Beyond this alpha (1e5) the likelihood is flat in alpha: the Poisson limit.
 _LOG_ALPHA_FLAT = np.log(1e5)
 
@@ -100,25 +103,34 @@ def _bounds(problem, n_components, n_features, shape):
     return np.broadcast_to(low, shape), np.broadcast_to(high, shape)
 
 
-def _problem_values(problem, log_likelihood):
-    """Problem-shaped log-likelihoods as an array of the batch shape."""
-    return log_likelihood[:, 0, 0] if problem.shared_weights else log_likelihood[:, 0]
+def _batch_rows(problem, vector):
+    """The coordinates as one row per problem (shape (n_batch, n_params))."""
+    return vector.reshape(-1, vector.shape[-1])
+
+
+def _from_rows(problem, rows):
+    """Inverse of :func:`_batch_rows`."""
+    return rows if problem.shared_weights else rows[None]
 
 
 def newton_maximise(problem, theta, *, max_iter, tol):
     """Maximise each problem's log-likelihood by modified Newton steps.
 
-    The Hessian's eigenvalues are floored so that every step goes uphill, the
-    step is cut to at most one e-fold in any coordinate, and a step that does
-    not raise the log-likelihood is shortened (by 4, at most three times).
-    Coordinates at a bound with the gradient pointing out of it (``alpha``
-    at the Poisson cap) are held fixed.
+    The Hessian's eigenvalues are replaced by their absolute values (a
+    saddle-free Newton step goes uphill also where the surface is not
+    concave), and each problem keeps a trust radius: the largest change of any
+    coordinate in one step, at most one e-fold, cut by 4 (up to eight times
+    per iteration) while a step does not raise the log-likelihood and doubled
+    after a step that does. Coordinates at a bound with the gradient pointing
+    out of it (``alpha`` at the Poisson cap) are held fixed. A problem leaves
+    the batch once it has converged or no step raises it any more.
 
     Parameters
     ----------
     problem : MixtureProblem
     theta : Theta
-        Starting points, one or more starts.
+        Starting points, one or more problems (stacked with independent
+        weights, see :meth:`MixtureProblem.stack_starts`).
     max_iter : int
         Newton steps at most.
     tol : float
@@ -133,14 +145,18 @@ def newton_maximise(problem, theta, *, max_iter, tol):
     converged : ndarray of bool, problem-shaped
     """
     K, n_features = theta.log_alpha.shape[1:]
-    vector = to_vector(problem, theta)
-    low, high = _bounds(problem, K, n_features, vector.shape)
-    n_params = vector.shape[-1]
+    rows = _batch_rows(problem, to_vector(problem, theta)).copy()
+    n_batch, n_params = rows.shape
+    low, high = (
+        _batch_rows(problem, bound)
+        for bound in _bounds(problem, K, n_features, _from_rows(problem, rows).shape)
+    )
+    low, high = low[0], high[0]
     alpha_coordinate = high == _LOG_ALPHA_BOUNDS[1]
 
-    def evaluate(vector):
-        log_likelihood, gradient = problem.gradient(
-            from_vector(problem, vector, K, n_features)
+    def evaluate(sub_problem, sub_rows):
+        log_likelihood, gradient = sub_problem.gradient(
+            from_vector(sub_problem, _from_rows(sub_problem, sub_rows), K, n_features)
         )
         # From (log alpha, log b) to (log alpha, log mean): log b = log mean -
         # log alpha.
@@ -149,41 +165,41 @@ def newton_maximise(problem, theta, *, max_iter, tol):
             gradient.log_alpha - gradient.log_b,
             gradient.log_b,
         )
-        return log_likelihood, _flatten(problem, gradient)
+        return (
+            sub_problem.per_batch(log_likelihood),
+            _batch_rows(sub_problem, _flatten(sub_problem, gradient)),
+        )
 
-    log_likelihood, gradient = evaluate(vector)
-    converged = np.zeros(vector.shape[:-1], dtype=bool)
+    log_likelihood, gradient = evaluate(problem, rows)
+    converged = np.zeros(n_batch, dtype=bool)
+    radius = np.full(n_batch, _MAX_STEP)
+    active, sub_problem = np.arange(n_batch), problem
     n_iter = 0
-    while n_iter < max_iter:
+    while n_iter < max_iter and active.size:
         n_iter += 1
+        x, g, f = rows[active], gradient[active], log_likelihood[active]
         # Deep in the Poisson limit the likelihood is flat in alpha and
         # rising: alpha goes to its cap in one jump, where it is held.
-        to_cap = alpha_coordinate & (vector > _LOG_ALPHA_FLAT) & (vector < high)
-        to_cap &= gradient > 0
+        to_cap = alpha_coordinate & (x > _LOG_ALPHA_FLAT) & (x < high) & (g > 0)
         if to_cap.any():
-            jumped = np.where(to_cap, high, vector)
-            jumped_ll, jumped_gradient = evaluate(jumped)
-            gained = _problem_values(problem, jumped_ll) >= _problem_values(
-                problem, log_likelihood
-            )
-            vector = np.where(gained[..., None], jumped, vector)
-            gradient = np.where(gained[..., None], jumped_gradient, gradient)
-            log_likelihood = _where_problem(problem, gained, jumped_ll, log_likelihood)
+            jumped = np.where(to_cap, high, x)
+            jumped_f, jumped_g = evaluate(sub_problem, jumped)
+            gained = jumped_f >= f
+            x = np.where(gained[:, None], jumped, x)
+            g = np.where(gained[:, None], jumped_g, g)
+            f = np.where(gained, jumped_f, f)
         # Columns of the Hessian by forward differences of the gradient.
-        hessian = np.empty(vector.shape + (n_params,))
+        hessian = np.empty(x.shape + (n_params,))
         for p in range(n_params):
-            shifted = vector.copy()
-            shifted[..., p] += _HESSIAN_STEP
-            hessian[..., p] = (evaluate(shifted)[1] - gradient) / _HESSIAN_STEP
+            shifted = x.copy()
+            shifted[:, p] += _HESSIAN_STEP
+            hessian[..., p] = (evaluate(sub_problem, shifted)[1] - g) / _HESSIAN_STEP
         hessian = 0.5 * (hessian + np.swapaxes(hessian, -1, -2))
-        frozen = ((vector >= high) & (gradient > 0)) | (
-            (vector <= low) & (gradient < 0)
-        )
-        free_gradient = np.where(frozen, 0.0, gradient)
+        frozen = ((x >= high) & (g > 0)) | ((x <= low) & (g < 0))
+        free_gradient = np.where(frozen, 0.0, g)
         hessian = np.where(frozen[..., None] | frozen[..., None, :], 0.0, hessian)
-        # Saddle-free Newton: along each eigenvector of -H, a step of
-        # (gradient component) / |curvature|, which goes uphill also where the
-        # surface is not concave; directions flat to rounding are left alone.
+        # Along each eigenvector of -H, a step of (gradient component) /
+        # |curvature|; directions flat to rounding are left alone.
         curvature, basis = np.linalg.eigh(-hessian)
         size = np.abs(curvature)
         flat = size <= 1e-9 * size.max(axis=-1, keepdims=True)
@@ -191,38 +207,35 @@ def newton_maximise(problem, theta, *, max_iter, tol):
         coefficient = np.where(flat, 0.0, component / np.where(flat, 1.0, size))
         step = np.einsum("...pq,...q->...p", basis, coefficient)
         decrement = 0.5 * np.einsum("...q,...q->...", component, coefficient)
-        converged |= decrement < tol
-        if converged.all():
-            break
-        step = np.clip(step, -_MAX_STEP, _MAX_STEP)
-        step[converged] = 0.0
-        current = _problem_values(problem, log_likelihood)
-        for _ in range(4):
-            trial = np.clip(vector + step, low, high)
-            trial_ll, trial_gradient = evaluate(trial)
-            better = _problem_values(problem, trial_ll) > current
-            if better[~converged].all():
+        done = decrement < tol
+        length = np.abs(step).max(axis=-1)
+        scale = np.minimum(1.0, radius[active] / np.maximum(length, 1e-300))
+        scale[done] = 0.0
+        for _ in range(_MAX_CUTS + 1):
+            trial = np.clip(x + scale[:, None] * step, low, high)
+            trial_f, trial_g = evaluate(sub_problem, trial)
+            better = trial_f > f
+            if (better | done).all():
                 break
-            step[~better] /= 4.0
-        moved = better & ~converged
-        vector = np.where(moved[..., None], trial, vector)
-        gradient = np.where(moved[..., None], trial_gradient, gradient)
-        log_likelihood = _where_problem(problem, moved, trial_ll, log_likelihood)
-        # No gain even from a short step: rounding has the last word. Report
-        # convergence only if the step promised little anyway.
-        stuck = ~better & ~converged
-        converged |= stuck & (decrement < 1e3 * tol)
-        if (converged | stuck).all():
-            break
-    theta = from_vector(problem, vector, K, n_features)
-    shape = log_likelihood.shape
-    if problem.shared_weights:
-        converged = converged[:, None, None]
-    else:
-        converged = converged[:, None, :]
-    return theta, log_likelihood, n_iter, np.broadcast_to(converged, shape)
-
-
-def _where_problem(problem, mask, new, old):
-    mask = mask[:, None, None] if problem.shared_weights else mask[:, None, :]
-    return np.where(mask, new, old)
+            scale[~better] /= 4.0
+        moved = better & ~done
+        rows[active] = np.where(moved[:, None], trial, x)
+        gradient[active] = np.where(moved[:, None], trial_g, g)
+        log_likelihood[active] = np.where(moved, trial_f, f)
+        radius[active] = np.where(
+            moved, np.minimum(2.0 * scale * length, _MAX_STEP), scale * length
+        )
+        # No gain even from a very short step: rounding has the last word.
+        # Report convergence only if the step promised little anyway.
+        stuck = ~better & ~done
+        converged[active] = done | (stuck & (decrement < 1e3 * tol))
+        staying = np.flatnonzero(~(done | stuck))
+        active = active[staying]
+        sub_problem = sub_problem.select(staying)
+    theta = from_vector(problem, _from_rows(problem, rows), K, n_features)
+    return (
+        theta,
+        problem.along_batch(log_likelihood),
+        n_iter,
+        problem.along_batch(converged),
+    )
