@@ -388,7 +388,7 @@ def _run_batch(replicate, reference, X, method, entropy, indices):
             else:
                 data = X[rng.integers(0, n_samples, n_samples)]
             try:
-                replicate._fit(data, extra_starts=reference_start)
+                replicate._fit(data, extra_starts=reference_start, labels=False)
             except Exception:  # a failed replicate is counted, never fatal
                 continue
             if not replicate.converged_:

@@ -226,6 +226,7 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
 
     # -- fitting ------------------------------------------------------------
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Estimate the mixture parameters from counts.
 
@@ -243,7 +244,7 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         self : object
             The fitted mixture.
         """
-        self.fit_predict(X, y)
+        self._fit(X, labels=False)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -266,10 +267,12 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         """
         return self._fit(X)
 
-    def _fit(self, X, extra_starts=None):
+    def _fit(self, X, extra_starts=None, labels=True):
         """Fit, with ``extra_starts`` (a Theta) added to every initialisation's
-        starts; returns the labels of X. The log-likelihood each start ended
-        at is kept in ``_start_log_likelihoods`` (extra starts first)."""
+        starts; returns the labels of X if asked for (with independent
+        weights they are dense, n_samples x n_features). The log-likelihood
+        each start ended at is kept in ``_start_log_likelihoods`` (extra
+        starts first)."""
         X = validate_data(
             self,
             X,
@@ -343,8 +346,13 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
             )
         self._set_theta(theta)
         self.n_iter_ = n_iter
-        # Always do a final E step so that the labels returned by
-        # fit_predict(X) are consistent with fit(X).predict(X).
+        # The labels come from a final E step at the fitted parameters, so
+        # that fit_predict(X) is consistent with fit(X).predict(X); fit alone
+        # needs the log-likelihood only.
+        if not labels:
+            log_likelihood = problem.log_likelihood(self._get_theta()).sum()
+            self.lower_bound_ = float(log_likelihood) / X.shape[0]
+            return None
         log_prob, resp = problem.cell_log_prob(self._get_theta())
         self.lower_bound_ = float(log_prob.mean())
         return resp.argmax(axis=-1)
