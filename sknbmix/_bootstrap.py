@@ -266,7 +266,8 @@ def bootstrap(
         if isinstance(random_state, np.random.SeedSequence)
         else np.random.SeedSequence(random_state)
     )
-    replicate = clone(estimator).set_params(warm_start=False, verbose=0)
+    # Replicates run in the workers of the bootstrap: none of their own.
+    replicate = clone(estimator).set_params(warm_start=False, verbose=0, n_jobs=None)
     batches = _batches(n_resamples, n_jobs)
     tasks = (
         delayed(_run_batch)(replicate, estimator, X, method, root.entropy, batch)

@@ -15,13 +15,13 @@ reduces over a short last axis far more slowly than over a leading one.
 from typing import NamedTuple
 
 import numpy as np
-from scipy.special import digamma
 
 from sknbmix._nbinom import (
     ALPHA_MAX,
     ALPHA_MIN,
     MEAN_MIN,
     _clip,
+    digamma_difference,
     log_rising_factorial,
     solve_alpha,
 )
@@ -67,7 +67,8 @@ def _logsumexp_components(a):
 def log_weights_from_logits(logits):
     """Log-weights from the logits of components 2..K against component 1
     (axis 1), for the solvers that work in unconstrained coordinates."""
-    logits = np.concatenate([np.zeros_like(logits[:, :1]), logits], axis=1)
+    first = np.zeros((logits.shape[0], 1) + logits.shape[2:])
+    logits = np.concatenate([first, logits], axis=1)
     return logits - _logsumexp_components(logits)[0]
 
 
@@ -306,8 +307,8 @@ class MixtureProblem:
         alpha = np.exp(theta.log_alpha)
         b = np.exp(theta.log_b)
         digamma_sum = table.feature_sum(
-            mass * digamma(self._values + alpha.take(table.feature, axis=-1))
-        ) - table.feature_sum(mass) * digamma(alpha)
+            mass * digamma_difference(self._values, alpha, table.feature)
+        )
         grad_log_alpha = alpha * (digamma_sum - total * np.log1p(b))
         grad_log_b = (table.feature_sum(mass * self._values) - total * alpha * b) / (
             1.0 + b

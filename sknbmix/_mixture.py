@@ -6,11 +6,13 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
+from joblib import effective_n_jobs
 from sklearn.base import BaseEstimator, DensityMixin, _fit_context
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from sknbmix._data import _check_counts, build_count_table
@@ -93,6 +95,13 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         If True, the solution of the last fit is the start of the next call
         of :meth:`fit`, and ``n_init`` is ignored.
 
+    n_jobs : int, default=None
+        Workers for the initialisations (``n_init``) and, with
+        ``shared_weights=False``, for blocks of features, through joblib.
+        The answer does not depend on it. ``None`` means 1 unless in a
+        :obj:`joblib.parallel_backend` context (e.g. ``"dask"``, for a
+        cluster). ``-1`` means using all processors.
+
     verbose : int, default=0
         Enable verbose output: 1 prints a line per initialisation.
 
@@ -137,10 +146,13 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
     Notes
     -----
     A single start often ends on a local optimum. With the default
-    ``init_params="quantile"`` each initialisation therefore runs a screen of
-    nine starts (an equal quantile split, and splits with a small group of
-    5% to 30% of the samples at either end) for a few vectorised EM
-    iterations, and continues the best of them to convergence.
+    ``init_params="quantile"`` each initialisation therefore runs nine starts
+    (an equal quantile split, and splits with a small group of 5% to 30% of
+    the samples at either end) in one vectorised EM. A start leaves once it
+    has converged, or once a better start of the same problem outpaces it
+    (it trails by far more than it still gains, or it has come within 0.1 in
+    every log coordinate of the better one); starts that EM has not finished
+    in 30 iterations are finished by a saddle-free Newton method.
 
     EM for ``alpha`` has no closed-form M step: with ``b = mean / alpha``, the
     profile score ``sum r [digamma(x + alpha) - digamma(alpha)] + R log(alpha
@@ -186,6 +198,7 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         "init_params": [StrOptions({"quantile", "kmeans", "random"})],
         "random_state": ["random_state"],
         "warm_start": ["boolean"],
+        "n_jobs": [Integral, None],
         "verbose": ["verbose"],
     }
 
@@ -201,6 +214,7 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         init_params="quantile",
         random_state=None,
         warm_start=False,
+        n_jobs=None,
         verbose=0,
     ):
         self.n_components = n_components
@@ -212,6 +226,7 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         self.init_params = init_params
         self.random_state = random_state
         self.warm_start = warm_start
+        self.n_jobs = n_jobs
         self.verbose = verbose
 
     def __sklearn_tags__(self):
@@ -292,12 +307,15 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         random_state = check_random_state(self.random_state)
         tol = self.tol * X.shape[0]
 
-        best = None
+        # All starts are made here, in order, so that random initialisations
+        # do not depend on how the work is split below.
+        init_starts = []
         for init in range(n_init):
-            if do_init:
-                starts = self._initial_starts(problem, X, init, random_state)
-            else:
-                starts = self._get_theta()
+            starts = (
+                self._initial_starts(problem, X, init, random_state)
+                if do_init
+                else self._get_theta()
+            )
             if extra_starts is not None:
                 starts = Theta(
                     *(
@@ -305,12 +323,14 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
                         for extra, new in zip(extra_starts, starts, strict=True)
                     )
                 )
-            theta, log_likelihood, n_iter, converged = self._fit_one(
-                problem,
-                starts,
-                tol,
-                n_protected=0 if extra_starts is None else len(extra_starts[0]),
-            )
+            init_starts.append(starts)
+        n_protected = 0 if extra_starts is None else len(extra_starts[0])
+        fits = self._fit_in_parallel(problem, init_starts, tol, n_protected)
+
+        best = None
+        for init, (theta, log_likelihood, n_iter, converged, start_ll) in enumerate(
+            fits
+        ):
             if self.verbose:
                 print(
                     f"Initialization {init}: log-likelihood "
@@ -319,6 +339,7 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
                 )
             if best is None:
                 best = (theta, log_likelihood, n_iter, converged)
+                self._start_log_likelihoods = start_ll
             else:
                 # Problems are independent: each keeps its best initialisation
                 # (one problem with shared weights, one per feature otherwise).
@@ -400,13 +421,64 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
             labels[start:stop] = kmeans.fit(values, sample_weight=weights).labels_
         return (labels == np.arange(K)[:, None])[None].astype(float)
 
+    def _fit_in_parallel(self, problem, init_starts, tol, n_protected):
+        """Run :meth:`_fit_one` for each initialisation, through joblib.
+
+        With independent weights the features are also split into blocks,
+        one task per block and initialisation: their problems are separate,
+        and each is computed the same way in any block, so the answer does
+        not depend on ``n_jobs``.
+        """
+        n_workers = effective_n_jobs(self.n_jobs)
+        n_features = problem.table.n_features
+        if self.shared_weights or n_workers == 1 or n_features == 1:
+            blocks = [None]
+        else:
+            blocks = np.array_split(np.arange(n_features), min(n_workers, n_features))
+        tasks = [(starts, block) for starts in init_starts for block in blocks]
+        if len(tasks) == 1:
+            return [self._fit_one(problem, init_starts[0], tol, n_protected)]
+
+        def task(starts, block):
+            if block is None:
+                return delayed(self._fit_one)(problem, starts, tol, n_protected)
+            return delayed(self._fit_one)(
+                MixtureProblem(problem.table.take_features(block), False),
+                Theta(*(x[..., block] for x in starts)),
+                tol,
+                n_protected,
+            )
+
+        results = Parallel(n_jobs=self.n_jobs)(task(*t) for t in tasks)
+        # Put the blocks of each initialisation back together, on the
+        # feature axis (axis 2 of every array; n_iter is a maximum).
+        fits = []
+        for i in range(len(init_starts)):
+            parts = results[i * len(blocks) : (i + 1) * len(blocks)]
+            theta, log_likelihood, n_iter, converged, start_ll = zip(
+                *parts, strict=True
+            )
+            fits.append(
+                (
+                    Theta(
+                        *(np.concatenate(x, axis=2) for x in zip(*theta, strict=True))
+                    ),
+                    np.concatenate(log_likelihood, axis=2),
+                    max(n_iter),
+                    np.concatenate(converged, axis=2),
+                    np.concatenate(start_ll, axis=2),
+                )
+            )
+        return fits
+
     def _fit_one(self, problem, starts, tol, n_protected=0):
         """Fit from a batch of starts and keep the best of each problem.
 
         The first ``n_protected`` starts run to convergence even when
-        outpaced. Returns the parameters, their log-likelihood per problem (a lower
-        bound, within ``tol``), the iterations used and whether each problem
-        converged.
+        outpaced. Returns the parameters, their log-likelihood per problem (a
+        lower bound, within ``tol``), the iterations used, whether each
+        problem converged, and the log-likelihood each start ended at, shaped
+        (n_starts, 1, n_problems).
         """
         if self.solver == "powell":
             theta = _take_start(
@@ -416,11 +488,13 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
                 theta, log_likelihood, n_iter, converged = powell_maximise(
                     problem, theta, max_iter=self.max_iter, tol=tol
                 )
-                return theta, np.full((1, 1, 1), log_likelihood), n_iter, converged
+                log_likelihood = np.full((1, 1, 1), log_likelihood)
+                return theta, log_likelihood, n_iter, converged, log_likelihood
             theta, n_iter, converged = _powell_per_feature(
                 problem, theta, self.max_iter, tol
             )
-            return theta, problem.log_likelihood(theta), n_iter, converged
+            log_likelihood = problem.log_likelihood(theta)
+            return theta, log_likelihood, n_iter, converged, log_likelihood
         # Every start runs to convergence: on genes like Rest or Prdm14 of
         # the built-in data, the start that leads after a dozen iterations
         # ends on a worse optimum in one data set in thirty.
@@ -433,44 +507,54 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
             n_protected=n_protected,
         )
 
-        def continue_unfinished(maximise):
-            unfinished = np.flatnonzero(~problem.per_batch(converged))
-            if not unfinished.size:
+        def continue_from(index, maximise):
+            if not index.size:
                 return
-            budget = self.max_iter - n_iter[unfinished].max()
+            budget = self.max_iter - n_iter[index].max()
             if budget <= 0:
                 return
             new_theta, new_reached, new_iter, new_converged = maximise(
-                problem.select(unfinished),
-                problem.take(theta, unfinished),
+                problem.select(index),
+                problem.take(theta, index),
                 max_iter=budget,
                 tol=tol,
             )
-            problem.put(theta, unfinished, new_theta)
-            problem.put(reached, unfinished, new_reached)
-            problem.put(converged, unfinished, new_converged)
-            n_iter[unfinished] += new_iter
+            problem.put(theta, index, new_theta)
+            problem.put(reached, index, new_reached)
+            problem.put(converged, index, new_converged)
+            n_iter[index] += new_iter
+
+        def continue_unfinished(maximise):
+            continue_from(np.flatnonzero(~problem.per_batch(converged)), maximise)
 
         # Problems that EM has not finished by then crawl (heavy overlap, or a
         # component nearing the Poisson limit): Newton's method finishes them
         # where its Hessian is affordable, EM the rest (and whatever Newton
         # leaves, e.g. at degenerate optima with emptying components).
-        if _n_params_per_problem(problem, theta) <= _NEWTON_MAX_PARAMS:
+        use_newton = _n_params_per_problem(problem, theta) <= _NEWTON_MAX_PARAMS
+        if use_newton:
             continue_unfinished(newton_maximise)
         continue_unfinished(run_em)
         # The best start of each group: the fit with shared weights, each
-        # feature otherwise.
+        # feature otherwise. Starts are unique within a group and groups come
+        # in order.
         group, start = problem.batch_groups(n_iter.size)
         by_start = np.full((start.max() + 1, group.max() + 1), -np.inf)
         by_start[start, group] = problem.per_batch(reached)
-        self._start_log_likelihoods = by_start[:, None, :]
-        # Starts are unique within a group and groups come in order.
         best = np.flatnonzero(start == by_start.argmax(axis=0)[group])
+        if use_newton:
+            # EM's stopping rule cannot tell a maximum from a saddle point
+            # where EM stalls (a component on its way to the Poisson limit):
+            # a Newton step certifies the best start of each group, and goes
+            # on where it is not at a maximum.
+            continue_from(best, newton_maximise)
+            by_start[start[best], group[best]] = problem.per_batch(reached)[best]
         return (
             problem.take(theta, best),
             problem.take(reached, best),
             int(n_iter[best].max()),
             problem.take(converged, best),
+            by_start[:, None, :],
         )
 
     # -- parameters -----------------------------------------------------------

@@ -76,6 +76,34 @@ def log_rising_factorial(x, alpha, feature=None):
     return direct
 
 
+def digamma_difference(x, alpha, feature=None):
+    """``digamma(x + alpha) - digamma(alpha)``, accurate for large ``alpha``.
+
+    Arguments as in :func:`log_rising_factorial`. Near the Poisson limit the
+    difference is about ``x / alpha`` while each digamma is about
+    ``log(alpha)``: the direct form loses all but a few digits at ``alpha =
+    1e8``, which, multiplied by ``alpha`` in a gradient in ``log alpha``,
+    turns into noise that derails Newton's method. There the asymptotic
+    series of digamma is differenced term by term instead.
+    """
+    alpha_x = alpha if feature is None else alpha.take(feature, axis=-1)
+    digamma_alpha = digamma(alpha)
+    if feature is not None:
+        digamma_alpha = digamma_alpha.take(feature, axis=-1)
+    direct = digamma(x + alpha_x) - digamma_alpha
+    if alpha.max() <= _STIRLING_ALPHA:
+        return direct
+    rows = np.nonzero((alpha_x > _STIRLING_ALPHA).reshape(-1, alpha_x.shape[-1]).any(1))
+    a = alpha_x.reshape(-1, alpha_x.shape[-1])[rows]
+    x = np.broadcast_to(x, alpha_x.shape).reshape(-1, alpha_x.shape[-1])[rows]
+    # digamma(z) = log z - 1/(2z) - 1/(12 z^2) + O(z^-4), differenced exactly.
+    z = a + x
+    series = np.log1p(x / a) + x / (2.0 * a * z) + x * (a + z) / (12.0 * (a * z) ** 2)
+    flat = direct.reshape(-1, direct.shape[-1])
+    flat[rows] = np.where(a > _STIRLING_ALPHA, series, flat[rows])
+    return direct
+
+
 def nbinom_logpmf(x, alpha, b):
     """Log-probability of counts ``x`` under ``NB(alpha, b)``.
 
@@ -143,18 +171,14 @@ def solve_alpha(table, mass, total, mean, alpha, *, max_iter=50):
     log_a[poisson] = _LOG_ALPHA_MAX
     if poisson.all():
         return np.exp(log_a)
-    # The zero entry adds digamma(0 + a) - digamma(a) = 0 whatever its mass.
-    table_mass = table.feature_sum(mass)
     for iteration in range(max_iter):
         # The slope comes from a forward difference in log a, in the same
         # digamma call as the score: scipy's polygamma(1, .) costs as much as
         # twenty digamma calls, and the root does not depend on the slope.
         a = np.multiply.outer(_DIFFERENCE_PAIR, np.exp(log_a))
-        score = (
-            table.feature_sum(mass * digamma(values + a.take(table.feature, axis=-1)))
-            - table_mass * digamma(a)
-            - total * np.log1p(mean / a)
-        )
+        score = table.feature_sum(
+            mass * digamma_difference(values, a, table.feature)
+        ) - total * np.log1p(mean / a)
         slope = (score[1] - score[0]) / _DIFFERENCE_STEP
         # A maximum has a falling score; elsewhere move uphill by one e-fold.
         falling = slope < 0

@@ -31,8 +31,11 @@ _HESSIAN_STEP = 1e-5
 # given up as stuck.
 _MAX_STEP = 1.0
 _MAX_CUTS = 8
+# Relative to the largest, a negative curvature of -H beyond this is a real
+# saddle direction, not rounding noise of the finite-difference Hessian.
+_SADDLE_CURVATURE = 1e-6
 # Beyond this alpha (1e5) the likelihood is flat in alpha: the Poisson limit.
-_LOG_ALPHA_FLAT = np.log(1e5)
+_LOG_ALPHA_FLAT = np.log(1e3)
 
 
 def to_vector(problem, theta):
@@ -202,22 +205,38 @@ def newton_maximise(problem, theta, *, max_iter, tol):
         # |curvature|; directions flat to rounding are left alone.
         curvature, basis = np.linalg.eigh(-hessian)
         size = np.abs(curvature)
-        flat = size <= 1e-9 * size.max(axis=-1, keepdims=True)
+        flat = size <= 1e-12 * size.max(axis=-1, keepdims=True)
         component = np.einsum("...pq,...p->...q", basis, free_gradient)
         coefficient = np.where(flat, 0.0, component / np.where(flat, 1.0, size))
         step = np.einsum("...pq,...q->...p", basis, coefficient)
         decrement = 0.5 * np.einsum("...q,...q->...", component, coefficient)
-        done = decrement < tol
+        # A small decrement at a saddle point (EM can stall at one, e.g. where
+        # a component is on its way to the Poisson limit) is no maximum: step
+        # along the direction of positive curvature instead, uphill.
+        saddle = (decrement < tol) & (
+            curvature[:, 0] < -_SADDLE_CURVATURE * size.max(axis=-1)
+        )
+        escape = basis[:, :, 0] * np.where(component[:, :1] < 0, -1.0, 1.0)
+        step = np.where(saddle[:, None], escape, step)
+        done = (decrement < tol) & ~saddle
         length = np.abs(step).max(axis=-1)
         scale = np.minimum(1.0, radius[active] / np.maximum(length, 1e-300))
         scale[done] = 0.0
-        for _ in range(_MAX_CUTS + 1):
+        trial, trial_f, trial_g = x, f, g
+        better = np.zeros_like(done)
+        flipped = np.zeros_like(done)
+        for _ in range(_MAX_CUTS + 1 if not done.all() else 0):
             trial = np.clip(x + scale[:, None] * step, low, high)
             trial_f, trial_g = evaluate(sub_problem, trial)
             better = trial_f > f
             if (better | done).all():
                 break
-            scale[~better] /= 4.0
+            # A saddle is left on either side: try the other before a
+            # shorter step.
+            flip = ~better & saddle
+            step[flip] *= -1.0
+            scale[~better & ~(flip & ~flipped)] /= 4.0
+            flipped ^= flip
         moved = better & ~done
         rows[active] = np.where(moved[:, None], trial, x)
         gradient[active] = np.where(moved[:, None], trial_g, g)

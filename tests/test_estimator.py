@@ -451,6 +451,7 @@ def test_clone_get_set_params(singer):
         "init_params",
         "random_state",
         "warm_start",
+        "n_jobs",
         "verbose",
     }
     est.fit(singer)
