@@ -2,36 +2,46 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e ".[plot]"
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@ $(VENV)/.installed-demo
 
+$(VENV)/.installed-docs: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[docs]"
+	touch $@ $(VENV)/.installed-demo
+
 demo: $(VENV)/.installed-demo
 	$(BIN)/python -m sknbmix demo
 
 test: $(VENV)/.installed-test
-	$(BIN)/ruff check sknbmix tests benchmarks
-	$(BIN)/ruff format --check sknbmix tests benchmarks
+	$(BIN)/ruff check sknbmix tests benchmarks examples
+	$(BIN)/ruff format --check sknbmix tests benchmarks examples
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check sknbmix tests benchmarks
-	$(BIN)/ruff format --check sknbmix tests benchmarks
+	$(BIN)/ruff check sknbmix tests benchmarks examples
+	$(BIN)/ruff format --check sknbmix tests benchmarks examples
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/bench_fit.py
 	$(BIN)/python benchmarks/bench_bootstrap.py
+	$(BIN)/python benchmarks/bench_screen.py
+	$(BIN)/python benchmarks/bench_scale.py
+
+# Runs the tutorial scripts of examples/ (sphinx-gallery); warnings are errors.
+docs: $(VENV)/.installed-docs
+	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

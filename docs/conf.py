@@ -1,17 +1,21 @@
 """Sphinx configuration for the sknbmix documentation.
 
-The documentation tools are not test dependencies; install them with the
-``docs`` extra, then build from the repository root::
+The documentation tools are not test dependencies; ``make docs`` installs
+the ``docs`` extra into ``.venv`` and builds the HTML pages, warnings being
+errors. By hand, from the repository root::
 
     pip install -e ".[docs]"
-    python -m sphinx -b html docs docs/_build/html
-    python -m sphinx -b doctest docs docs/_build/doctest
+    sphinx-build -W --keep-going -b html docs docs/_build/html
+    sphinx-build -b doctest docs docs/_build/doctest
 
-The second command runs the ``>>>`` examples of these pages and of the
-docstrings pulled in by autodoc.
+The build runs the tutorial scripts of ``examples/`` with sphinx-gallery (into
+``docs/auto_examples``, not kept in git), so every number and figure on their
+pages comes from the code as it is. The second command runs the ``>>>``
+examples of these pages and of the docstrings pulled in by autodoc.
 """
 
 import doctest
+import re
 import sys
 from pathlib import Path
 
@@ -37,12 +41,22 @@ extensions = [
     "sphinx.ext.extlinks",
     "sphinx.ext.mathjax",
     "numpydoc",
+    "sphinx_gallery.gen_gallery",
 ]
 # sphinx.ext.intersphinx is deliberately left out: it downloads inventories
 # at build time, and the documentation must build without network access.
+# The docstrings follow scikit-learn's, whose :term: roles point into
+# scikit-learn's glossary; _link_sklearn_glossary below resolves them.
 
 templates_path = []
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+# The gallery's own index page is left out: the table of contents links the
+# tutorial page directly.
+exclude_patterns = [
+    "_build",
+    "Thumbs.db",
+    ".DS_Store",
+    "auto_examples/index.rst",
+]
 source_suffix = {".rst": "restructuredtext"}
 root_doc = "index"
 default_role = "literal"
@@ -64,6 +78,29 @@ numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False
 
+# -- sphinx-gallery ----------------------------------------------------------
+
+# examples/plot_*.py run at every build (run_stale_examples: not only when the
+# script changed), so their pages show what the code computes today; an
+# example that raises fails the build.
+sphinx_gallery_conf = {
+    "examples_dirs": "../examples",
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": r"/plot_",
+    "run_stale_examples": True,
+    "abort_on_example_error": True,
+    "download_all_examples": False,
+    "remove_config_comments": True,
+    "reset_modules": ("matplotlib",),
+    # Tables (pandas) show as HTML; the repr of a returned Axes does not.
+    "capture_repr": ("_repr_html_",),
+    "min_reported_time": 1,
+    "doc_module": ("sknbmix",),
+    "reference_url": {"sknbmix": None},
+    "backreferences_dir": None,
+    "write_computation_times": False,
+}
+
 # -- doctest -----------------------------------------------------------------
 
 # Same flags as the pytest run (pyproject.toml: doctest_optionflags).
@@ -77,6 +114,37 @@ doctest_default_flags = (
 
 # -- HTML output -------------------------------------------------------------
 
-html_theme = "alabaster"
+html_theme = "furo"
 html_title = f"sknbmix {release}"
 html_static_path = []
+
+# -- docstring fix-ups -------------------------------------------------------
+
+_SKLEARN_GLOSSARY = "https://scikit-learn.org/stable/glossary.html#term-"
+
+
+def _link_sklearn_glossary(app, env, node, contnode):
+    """Resolve a :term: that no page here defines to scikit-learn's glossary,
+    as intersphinx would, without downloading its inventory."""
+    from docutils import nodes
+
+    if node.get("refdomain") != "std" or node.get("reftype") != "term":
+        return None
+    # Sphinx's anchor for a glossary term (sphinx.util.nodes.make_id).
+    target = re.sub(r"[^a-zA-Z0-9._]+", "-", node["reftarget"].strip())
+    reference = nodes.reference(
+        "", "", internal=False, refuri=_SKLEARN_GLOSSARY + target
+    )
+    reference += contnode
+    return reference
+
+
+def _quote_shape_names(app, what, name, obj, options, lines):
+    """``shape (n_features_in_,)`` reads as a link target in reST; quote the
+    attribute name, as scikit-learn's docstrings do with backquotes."""
+    lines[:] = [re.sub(r"\((\w+_),\)", r"(`\1`,)", line) for line in lines]
+
+
+def setup(app):
+    app.connect("missing-reference", _link_sklearn_glossary)
+    app.connect("autodoc-process-docstring", _quote_shape_names)

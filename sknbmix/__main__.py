@@ -1,87 +1,427 @@
-"""Command line of sknbmix: ``python -m sknbmix`` or ``sknbmix``.
+"""Command line of sknbmix: ``sknbmix`` or ``python -m sknbmix``.
 
-``sknbmix demo`` fits the built-in smFISH data (Singer et al. 2014): the Rex1
-and the four-gene two-component mixtures as tables, BIC and AIC for one to
-four components, and 95% parametric bootstrap intervals (10,000 replicates for
-Rex1, 1,000 for the four genes; ``--quick`` takes a tenth).
+Commands (``sknbmix COMMAND --help`` shows each one's options and examples):
+
+``fit``
+    Fit a mixture to a count file; print its parameters, log-likelihood, BIC
+    and AIC; save it as JSON (``--out``) and plot it (``--plot``).
+``bootstrap``
+    Bootstrap confidence intervals of the parameters, in parallel.
+``select``
+    Compare numbers of components by BIC, AIC and cross-validation.
+``predict``
+    Assign the cells of a count file to the components of a saved model.
+``demo``
+    The built-in smFISH data (Singer et al. 2014) end to end: the Rex1 and the
+    four-gene two-component mixtures, BIC and AIC for one to four components,
+    95% parametric bootstrap intervals (10,000 replicates for Rex1, 1,000 for
+    the four genes; ``--quick`` takes a tenth) and figures.
+
+Count files are read by :func:`sknbmix.io.read_counts`: delimited text with a
+header row, 10x Matrix Market folders and ``.h5ad`` files. Errors are one line
+on stderr (``sknbmix COMMAND: error: ...``) and exit status 2.
 """
 
 # SPDX-License-Identifier: BSD-3-Clause
 
 import argparse
+import csv
+import importlib.util
+import math
+import os
 import sys
+import textwrap
 import time
+import warnings
+from pathlib import Path
 
 import numpy as np
 
-from sknbmix._bootstrap import bootstrap
+from sknbmix._bootstrap import PARAMETERS, bootstrap
 from sknbmix._mixture import NegBinomMixture
+from sknbmix._selection import compare_n_components
 from sknbmix.datasets import load_singer
+from sknbmix.io import load_model, read_counts, save_model
+
+_PLOT_HINT = "figures need matplotlib: pip install 'sknbmix[plot]'"
+# scikit-learn's warning when a model with feature names gets an array.
+_UNNAMED_X = "X does not have valid feature names"
+# ECDF panels per figure: beyond this, --columns must pick the genes.
+_MAX_PANELS = 24
+
+
+###############################################################################
+# Tables
+
+
+def _number(value, width, decimals):
+    """``value`` in fixed point, or in scientific notation where fixed point
+    would overflow the column or show nothing (alpha at the Poisson limit is
+    1e8, and its b tiny)."""
+    size = abs(value)
+    if size >= 10 ** (width - decimals - 2) or 0 < size < 10**-decimals:
+        return f"{value:{width}.{max(width - 7, 1)}e}"
+    return f"{value:{width}.{decimals}f}"
+
+
+def _weight(model, k, g):
+    """Weight of component k (for feature g when each feature has its own)."""
+    return model.weights_[k] if model.shared_weights else model.weights_[g, k]
 
 
 def _parameter_table(model, feature_names):
     """The fitted parameters as text: one row per component and feature."""
+    width = max([8, *(len(str(name)) for name in feature_names)])
     lines = [
-        f"{'component':>9} {'weight':>8} {'feature':>8} {'alpha':>9} "
+        f"{'component':>9} {'weight':>8} {'feature':>{width}} {'alpha':>9} "
         f"{'b':>9} {'mean':>9}"
     ]
     for k in range(model.n_components):
         for g, name in enumerate(feature_names):
-            weight = f"{model.weights_[k]:8.4f}" if g == 0 else " " * 8
+            shown = g == 0 or not model.shared_weights
+            weight = f"{_weight(model, k, g):8.4f}" if shown else " " * 8
             lines.append(
-                f"{k:>9} {weight} {name:>8} {model.alpha_[k, g]:9.4f} "
-                f"{model.b_[k, g]:9.4f} {model.means_[k, g]:9.2f}"
+                f"{k:>9} {weight} {name:>{width}} "
+                f"{_number(model.alpha_[k, g], 9, 4)} "
+                f"{_number(model.b_[k, g], 9, 4)} "
+                f"{_number(model.means_[k, g], 9, 2)}"
             )
     return "\n".join(lines)
 
 
-def _selection_table(X, max_components):
-    """BIC and AIC for 1..max_components, and which K each chooses."""
-    rows, bics, aics = [], [], []
-    for K in range(1, max_components + 1):
-        model = NegBinomMixture(n_components=K).fit(X)
-        bics.append(model.bic(X))
-        aics.append(model.aic(X))
-        rows.append(
-            f"{K:>3} {model.score(X) * X.shape[0]:14.6f} {bics[-1]:12.3f} "
-            f"{aics[-1]:12.3f}"
-        )
+def _selection_table(comparison):
+    """Log-likelihood, BIC, AIC (and the cross-validated log-likelihood per
+    sample, when computed) for each number of components, and which K each
+    criterion chooses."""
+    with_cv = comparison.cv_choice is not None
     header = f"{'K':>3} {'log-likelihood':>14} {'BIC':>12} {'AIC':>12}"
+    if with_cv:
+        header += f" {'CV log-lik/sample':>17}"
+    rows = [header]
+    for i, K in enumerate(comparison.n_components):
+        row = (
+            f"{K:>3} {comparison.log_likelihood[i]:14.6f} "
+            f"{comparison.bic[i]:12.3f} {comparison.aic[i]:12.3f}"
+        )
+        if with_cv:
+            row += f" {comparison.cv_log_likelihood[i]:17.6f}"
+        rows.append(row)
     choice = (
-        f"BIC chooses K = {int(np.argmin(bics)) + 1}, "
-        f"AIC chooses K = {int(np.argmin(aics)) + 1}"
+        f"BIC chooses K = {comparison.bic_choice}, "
+        f"AIC chooses K = {comparison.aic_choice}"
     )
-    return "\n".join([header, *rows, choice])
+    if with_cv:
+        choice += f", cross-validation chooses K = {comparison.cv_choice}"
+    return "\n".join([*rows, choice])
+
+
+def _interval_rows(result, feature_names):
+    """The intervals as tidy rows, like :meth:`BootstrapResult.to_frame`.
+
+    ``feature`` is None for weights shared by all features. Written here
+    rather than through ``to_frame`` because pandas is optional.
+    """
+    rows = []
+    for name in PARAMETERS:
+        estimate = result.point_estimate[name]
+        low, high = result.confidence_interval[name]
+        error = result.standard_error[name]
+        for index in np.ndindex(estimate.shape):
+            if name == "weights":
+                # Shared weights are (K,), per-feature ones (n_features, K).
+                component, feature = (
+                    (index[0], None) if estimate.ndim == 1 else index[::-1]
+                )
+            else:
+                component, feature = index
+            rows.append(
+                {
+                    "parameter": name,
+                    "component": int(component),
+                    "feature": None if feature is None else feature_names[feature],
+                    "estimate": float(estimate[index]),
+                    "standard_error": float(error[index]),
+                    "low": float(low[index]),
+                    "high": float(high[index]),
+                }
+            )
+    return rows
 
 
 def _interval_table(result, feature_names):
     """Bootstrap intervals as text: one row per parameter, component, feature."""
     level = f"{100 * result.confidence_level:g}%"
+    width = max([8, *(len(str(name)) for name in feature_names)])
     lines = [
-        f"{'parameter':>9} {'component':>9} {'feature':>8} {'estimate':>10} "
+        f"{'parameter':>9} {'component':>9} {'feature':>{width}} {'estimate':>10} "
         f"{level + ' low':>10} {level + ' high':>10}"
     ]
-    for name in ("weights", "alpha", "b", "means"):
-        estimate = result.point_estimate[name]
-        low, high = result.confidence_interval[name]
-        for index in np.ndindex(estimate.shape):
-            feature = "" if name == "weights" else feature_names[index[1]]
-            lines.append(
-                f"{name:>9} {index[0]:>9} {feature:>8} {estimate[index]:10.4f} "
-                f"{low[index]:10.4f} {high[index]:10.4f}"
-            )
+    for row in _interval_rows(result, feature_names):
+        feature = "" if row["feature"] is None else row["feature"]
+        lines.append(
+            f"{row['parameter']:>9} {row['component']:>9} {feature:>{width}} "
+            f"{_number(row['estimate'], 10, 4)} {_number(row['low'], 10, 4)} "
+            f"{_number(row['high'], 10, 4)}"
+        )
     return "\n".join(lines)
 
 
-def demo(out=sys.stdout, quick=False):
-    """Fit the built-in data and print the results."""
+def _write_csv(path, fieldnames, rows):
+    """Write dict rows with the csv module (None as an empty field)."""
+    with open(path, "w", newline="", encoding="utf-8") as file:
+        writer = csv.DictWriter(file, fieldnames=fieldnames)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+###############################################################################
+# Figures
+
+
+def _figure(**kwargs):
+    """A new matplotlib Figure, not registered with pyplot (nothing to close).
+
+    The Agg backend is chosen unless pyplot is already in use (when main runs
+    inside a notebook): the command line only writes files.
+    """
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError(_PLOT_HINT) from None
+    if "matplotlib.pyplot" not in sys.modules:
+        matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    return Figure(**kwargs)
+
+
+def _ecdf_figure(model, X, path):
+    """One ECDF + model panel per feature, four to a row."""
+    n_features = X.shape[1]
+    if n_features > _MAX_PANELS:
+        raise ValueError(
+            f"--plot draws one panel per feature: choose at most {_MAX_PANELS} "
+            f"of the {n_features} with --columns."
+        )
+    fig = _figure(layout="constrained")
+    from sknbmix.plotting import plot_ecdf
+
+    n_cols = min(n_features, 4)
+    n_rows = math.ceil(n_features / n_cols)
+    fig.set_size_inches(4.5 * n_cols, 3.5 * n_rows)
+    axes = fig.subplots(n_rows, n_cols, squeeze=False).ravel()
+    for g, ax in enumerate(axes):
+        if g < n_features:
+            # A fixed seed: the same figure every run.
+            plot_ecdf(model, X, feature=g, ax=ax, n_draws=200, random_state=0)
+        else:
+            ax.set_visible(False)
+    fig.savefig(path, dpi=120)
+
+
+def _corner_figure(result, path):
+    fig = _figure()
+    from sknbmix.plotting import plot_corner
+
+    n_variables = result.point_estimate["weights"].size + (
+        result.point_estimate["means"].size
+    )
+    size = min(2.0 * n_variables + 1.0, 20.0)
+    fig.set_size_inches(size, size)
+    plot_corner(result, parameters=("weights", "means"), fig=fig, log=True)
+    fig.savefig(path, dpi=100)
+
+
+def _criteria_figure(comparison, path):
+    fig = _figure(figsize=(6, 4.5), layout="constrained")
+    from sknbmix.plotting import plot_information_criteria
+
+    plot_information_criteria(comparison, ax=fig.add_subplot())
+    fig.savefig(path, dpi=120)
+
+
+###############################################################################
+# Commands
+
+
+def _read(args, columns=None):
+    """The counts, feature names and sample names the input options ask for
+    (``columns`` when --columns is not given)."""
+    if args.columns is not None:
+        columns = [name.strip() for name in args.columns.split(",") if name.strip()]
+    return read_counts(
+        args.counts,
+        columns=columns,
+        layer=args.layer,
+        transpose=args.transpose,
+        return_sample_names=True,
+    )
+
+
+def _name_features(model, feature_names):
+    """Record the file's column names on the model, as a fit on a DataFrame
+    does, so that they are saved with it and label the figures."""
+    model.feature_names_in_ = np.asarray([str(n) for n in feature_names], object)
+    return model
+
+
+def _describe_input(X, feature_names, path, out):
+    n_samples, n_features = X.shape
+    kind = "sparse" if hasattr(X, "nnz") else "dense"
+    print(
+        f"{path}: {n_samples} samples x {n_features} feature"
+        f"{'s' if n_features != 1 else ''} ({kind})",
+        file=out,
+    )
+
+
+def _fit_command(args, out):
+    X, feature_names, _ = _read(args)
+    _describe_input(X, feature_names, args.counts, out)
+    model = NegBinomMixture(
+        n_components=args.n_components,
+        shared_weights=not args.independent,
+        solver=args.solver,
+    ).fit(X)
+    _name_features(model, feature_names)
+    print(_parameter_table(model, feature_names), file=out)
+    print(
+        f"log-likelihood {model.score(X) * X.shape[0]:.6f}, BIC {model.bic(X):.6f}, "
+        f"AIC {model.aic(X):.6f}, converged {model.converged_}, "
+        f"{model.n_iter_} iterations",
+        file=out,
+    )
+    if args.out:
+        save_model(model, args.out)
+        print(f"model written to {args.out}", file=out)
+    if args.plot:
+        _ecdf_figure(model, X, args.plot)
+        print(f"figure written to {args.plot}", file=out)
+
+
+def _bootstrap_command(args, out):
+    X, feature_names, _ = _read(args)
+    _describe_input(X, feature_names, args.counts, out)
+    model = NegBinomMixture(
+        n_components=args.n_components,
+        shared_weights=not args.independent,
+        solver=args.solver,
+    ).fit(X)
+    _name_features(model, feature_names)
+    began = time.perf_counter()
+    try:
+        result = bootstrap(
+            model,
+            X,
+            n_resamples=args.n_resamples,
+            method=args.method,
+            confidence_level=args.confidence_level,
+            ci_method=args.ci_method,
+            n_jobs=args.n_jobs,
+            random_state=args.seed,
+            verbose=int(not args.no_progress),
+        )
+    except RuntimeError as exc:  # every replicate failed
+        raise ValueError(str(exc)) from None
+    print(
+        f"{args.method} bootstrap, {args.n_resamples} replicates, "
+        f"{time.perf_counter() - began:.1f} s, {result.n_failed} failed, "
+        f"{result.n_start_disagreements} start disagreements",
+        file=out,
+    )
+    print(_interval_table(result, feature_names), file=out)
+    if args.out:
+        fields = ["parameter", "component", "feature", "estimate"]
+        fields += ["standard_error", "low", "high"]
+        _write_csv(args.out, fields, _interval_rows(result, feature_names))
+        print(f"intervals written to {args.out}", file=out)
+    if args.plot:
+        _corner_figure(result, args.plot)
+        print(f"figure written to {args.plot}", file=out)
+
+
+def _select_command(args, out):
+    X, feature_names, _ = _read(args)
+    _describe_input(X, feature_names, args.counts, out)
+    if args.cv == 1 or args.cv < 0:
+        raise ValueError(f"--cv must be 0 (none) or at least 2 folds, got {args.cv}.")
+    comparison = compare_n_components(
+        X,
+        args.n_components,
+        estimator=NegBinomMixture(shared_weights=not args.independent),
+        cv=args.cv or None,
+        n_jobs=args.n_jobs,
+    )
+    print(_selection_table(comparison), file=out)
+    if args.plot:
+        _criteria_figure(comparison, args.plot)
+        print(f"figure written to {args.plot}", file=out)
+
+
+def _predict_command(args, out):
+    model = load_model(args.model)
+    # The model's own genes, found by name in the file (unless --columns).
+    names = getattr(model, "feature_names_in_", None)
+    X, feature_names, samples = _read(
+        args, columns=None if names is None else list(names)
+    )
+    proba = model.predict_proba(X)
+    labels = proba.argmax(axis=-1)
+    if samples is None:
+        samples = [str(i) for i in range(X.shape[0])]
+    K = model.n_components
+    if model.shared_weights:
+        fields = ["sample", "component", *(f"p{k}" for k in range(K))]
+        rows = [
+            [sample, int(label), *map(float, p)]
+            for sample, label, p in zip(samples, labels, proba, strict=True)
+        ]
+    else:
+        fields = ["sample"]
+        for name in feature_names:
+            fields += [f"{name}_component", *(f"{name}_p{k}" for k in range(K))]
+        rows = []
+        for sample, label, p in zip(samples, labels, proba, strict=True):
+            row = [sample]
+            for g in range(len(feature_names)):
+                row += [int(label[g]), *map(float, p[g])]
+            rows.append(row)
+    if args.out:
+        with open(args.out, "w", newline="", encoding="utf-8") as file:
+            writer = csv.writer(file)
+            writer.writerow(fields)
+            writer.writerows(rows)
+        counts = np.bincount(np.ravel(labels), minlength=K)
+        summary = ", ".join(f"{k}: {n}" for k, n in enumerate(counts))
+        print(
+            f"{X.shape[0]} samples assigned (component: count {summary}); "
+            f"written to {args.out}",
+            file=out,
+        )
+    else:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(fields)
+        writer.writerows(rows)
+
+
+def demo(out=sys.stdout, quick=False, figures="sknbmix-demo-figures"):
+    """Fit the built-in data and print the results; write figures to the
+    folder ``figures`` (None: none) when matplotlib is installed."""
     data = load_singer()
     X, names = data.data, data.feature_names
     start = time.perf_counter()
+    if figures is not None:
+        if importlib.util.find_spec("matplotlib") is None:
+            print(f"(No figures: {_PLOT_HINT})\n", file=out)
+            figures = None
+        else:
+            figures = Path(figures).resolve()
+            figures.mkdir(parents=True, exist_ok=True)
     problems = [
         ("Rex1 alone", X[:, :1], names[:1], 10_000),
         ("All four genes", X, names, 1_000),
     ]
+    written = []
     for title, counts, feature_names, n_resamples in problems:
         model = NegBinomMixture(n_components=2).fit(counts)
         log_likelihood = model.score(counts) * counts.shape[0]
@@ -93,7 +433,8 @@ def demo(out=sys.stdout, quick=False):
             file=out,
         )
         print(f"-- {title}: number of components --", file=out)
-        print(_selection_table(counts, 4) + "\n", file=out)
+        comparison = compare_n_components(counts, [1, 2, 3, 4], cv=None)
+        print(_selection_table(comparison) + "\n", file=out)
         n_resamples = n_resamples // 10 if quick else n_resamples
         began = time.perf_counter()
         result = bootstrap(
@@ -105,24 +446,417 @@ def demo(out=sys.stdout, quick=False):
             file=out,
         )
         print(_interval_table(result, feature_names) + "\n", file=out)
+        if figures is not None and counts.shape[1] == 1:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=_UNNAMED_X)
+                _name_features(model, feature_names)
+                _ecdf_figure(model, counts, figures / "rex1_ecdf.png")
+            _corner_figure(result, figures / "rex1_bootstrap_corner.png")
+            _criteria_figure(comparison, figures / "rex1_information_criteria.png")
+            written += ["rex1_ecdf.png", "rex1_bootstrap_corner.png"]
+            written += ["rex1_information_criteria.png"]
+    if figures is not None:
+        print(f"Figures ({', '.join(written)}) in {figures}", file=out)
     print(f"Done in {time.perf_counter() - start:.2f} s.", file=out)
 
 
-def main(argv=None):
-    """Entry point of the ``sknbmix`` console script."""
-    parser = argparse.ArgumentParser(
-        prog="sknbmix", description="Negative binomial mixtures for count data."
+###############################################################################
+# Argument parsing
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line on stderr."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Wrap descriptions to the terminal, but keep the lines of examples."""
+
+    def _fill_text(self, text, width, indent):
+        paragraphs = text.split("\n\n")
+        return "\n\n".join(
+            paragraph
+            if "\n" in paragraph
+            else textwrap.fill(
+                paragraph, width, initial_indent=indent, subsequent_indent=indent
+            )
+            for paragraph in paragraphs
+        )
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _components_list(text):
+    """``"1-6"``, ``"1,2,4"``, ``"3"`` or a mix (``"1-3,5"``): sorted, unique."""
+    values = set()
+    try:
+        for part in text.split(","):
+            low, _, high = part.strip().partition("-")
+            low = int(low)
+            high = int(high) if high else low
+            if low < 1 or high < low:
+                raise ValueError
+            values.update(range(low, high + 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected numbers of components like 1-6, 1,2,4 or 3, got {text!r}"
+        ) from None
+    return sorted(values)
+
+
+def _confidence_level(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a number between 0 and 1 such as 0.95, got {text!r}"
+        )
+    return value
+
+
+def _n_jobs(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value == 0:
+        raise argparse.ArgumentTypeError(
+            f"expected a non-zero integer (-1: all processors), got {text!r}"
+        )
+    return value
+
+
+def _input_options(columns_default="all"):
+    """COUNTS and the options that say what to read from it (a new parser
+    each time: parents share their actions)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument(
+        "counts",
+        metavar="COUNTS",
+        help="count file: .csv, .tsv or .txt (optionally .gz) with a header row "
+        "of gene names and one row per cell (a first column of cell ids is "
+        "dropped); a 10x Matrix Market .mtx or .mtx.gz (genes x cells) with "
+        "features.tsv(.gz) or genes.tsv(.gz) beside it; or .h5ad (needs "
+        "pip install 'sknbmix[anndata]')",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument(
+        "--columns",
+        metavar="NAMES",
+        help="comma-separated names of the genes to use, e.g. Rex1,Nanog "
+        f"(default: {columns_default})",
+    )
+    parser.add_argument(
+        "--layer",
+        metavar="NAME",
+        help=".h5ad only: read the counts from this layer instead of .X",
+    )
+    parser.add_argument(
+        "--transpose",
+        action="store_true",
+        help="text tables only: the file has one row per gene (its name "
+        "first) and one column per cell, as many GEO tables do",
+    )
+    return parser
+
+
+def _model_options(n_components_list=False):
+    parser = argparse.ArgumentParser(add_help=False)
+    if n_components_list:
+        parser.add_argument(
+            "-k",
+            "--n-components",
+            metavar="K",
+            type=_components_list,
+            default=[1, 2, 3, 4],
+            help="numbers of components to compare: a range 1-6, a list "
+            "1,2,4 or one number (default: 1-4)",
+        )
+    else:
+        parser.add_argument(
+            "-k",
+            "--n-components",
+            metavar="K",
+            type=_positive_int,
+            required=True,
+            help="number of mixture components",
+        )
+    parser.add_argument(
+        "--independent",
+        action="store_true",
+        help="fit every gene a mixture of its own (shared_weights=False: a "
+        "per-gene bimodality screen) instead of one component per cell shared "
+        "by all genes",
+    )
+    if not n_components_list:
+        parser.add_argument(
+            "--solver",
+            choices=("em", "powell"),
+            default="em",
+            help="em: accelerated EM (default); powell: direct maximisation "
+            "with scipy.optimize (slow, a reference)",
+        )
+    return parser
+
+
+def _build_parser():
+    parser = _Parser(
+        prog="sknbmix",
+        description="Mixtures of negative binomial distributions for count data "
+        "(smFISH, single-cell RNA).",
+        epilog="Run 'sknbmix COMMAND --help' for the options and examples of a "
+        "command.",
+        formatter_class=_Formatter,
+    )
+    from sknbmix import __version__
+
+    parser.add_argument("--version", action="version", version=f"sknbmix {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    fit = commands.add_parser(
+        "fit",
+        parents=[_input_options(), _model_options()],
+        formatter_class=_Formatter,
+        help="fit a mixture; print its parameters, log-likelihood, BIC, AIC",
+        description="Fit a mixture of K negative binomials to a count file and "
+        "print the parameters of each component and gene, the log-likelihood, "
+        "BIC and AIC.",
+        epilog="""examples:
+  sknbmix fit counts.csv -k 2 --columns Rex1
+  sknbmix fit counts.csv -k 2 --out model.json --plot ecdf.png
+  sknbmix fit filtered_feature_bc_matrix/matrix.mtx.gz -k 3 --columns Nanog,Rex1
+  sknbmix fit cells.h5ad --layer counts -k 2 --independent""",
+    )
+    fit.add_argument(
+        "--out", metavar="FILE", help="save the fitted model as JSON (for predict)"
+    )
+    fit.add_argument(
+        "--plot",
+        metavar="FILE",
+        help="save a figure (e.g. .png, .pdf) of each gene's empirical CDF "
+        "against the model's, with a 95%% predictive band (needs matplotlib)",
+    )
+
+    boot = commands.add_parser(
+        "bootstrap",
+        parents=[_input_options(), _model_options()],
+        formatter_class=_Formatter,
+        help="bootstrap confidence intervals of the parameters",
+        description="Fit a mixture, then refit it to bootstrap replicates in "
+        "parallel and print a confidence interval for every weight, alpha, b "
+        "and mean. The intervals are the same for any --n-jobs.",
+        epilog="""examples:
+  sknbmix bootstrap counts.csv -k 2 --columns Rex1 --n-resamples 10000 --seed 0
+  sknbmix bootstrap counts.csv -k 2 --method nonparametric --out ci.csv
+  sknbmix bootstrap counts.csv -k 2 --columns Rex1 --plot corner.png""",
+    )
+    boot.add_argument(
+        "--n-resamples",
+        metavar="N",
+        type=_positive_int,
+        default=1000,
+        help="number of bootstrap replicates (default: 1000)",
+    )
+    boot.add_argument(
+        "--n-jobs",
+        metavar="N",
+        type=_n_jobs,
+        default=-1,
+        help="parallel workers; -1 uses all processors (default: -1)",
+    )
+    boot.add_argument(
+        "--method",
+        choices=("parametric", "nonparametric"),
+        default="parametric",
+        help="draw replicates from the fitted model, or resample the cells "
+        "(default: parametric)",
+    )
+    boot.add_argument(
+        "--ci-method",
+        choices=("percentile", "basic"),
+        default="percentile",
+        help="percentile intervals, or basic (reverse percentile) ones "
+        "(default: percentile)",
+    )
+    boot.add_argument(
+        "--confidence-level",
+        metavar="LEVEL",
+        type=_confidence_level,
+        default=0.95,
+        help="confidence level of the intervals (default: 0.95)",
+    )
+    boot.add_argument(
+        "--seed",
+        metavar="N",
+        type=int,
+        default=None,
+        help="seed of the replicates, for reproducible intervals (default: "
+        "fresh randomness)",
+    )
+    boot.add_argument(
+        "--out",
+        metavar="FILE",
+        help="write the intervals as CSV: parameter, component, feature, "
+        "estimate, standard_error, low, high",
+    )
+    boot.add_argument(
+        "--plot",
+        metavar="FILE",
+        help="save a corner plot of the replicates of weights and means "
+        "(needs matplotlib)",
+    )
+    boot.add_argument(
+        "--no-progress", action="store_true", help="hide the progress bar"
+    )
+
+    select = commands.add_parser(
+        "select",
+        parents=[_input_options(), _model_options(n_components_list=True)],
+        formatter_class=_Formatter,
+        help="compare numbers of components (BIC, AIC, cross-validation)",
+        description="Fit mixtures with each number of components and print "
+        "their log-likelihood, BIC, AIC and cross-validated log-likelihood "
+        "per sample, and the number each criterion chooses.",
+        epilog="""examples:
+  sknbmix select counts.csv -k 1-6 --columns Rex1
+  sknbmix select counts.csv -k 1,2,4 --cv 10 --plot bic.png
+  sknbmix select counts.csv -k 1-3 --independent --cv 0""",
+    )
+    select.add_argument(
+        "--cv",
+        metavar="FOLDS",
+        type=int,
+        default=5,
+        help="folds of the cross-validated log-likelihood; 0 skips it (default: 5)",
+    )
+    select.add_argument(
+        "--n-jobs",
+        metavar="N",
+        type=_n_jobs,
+        default=None,
+        help="parallel workers for the cross-validation folds; -1 uses all "
+        "processors (default: 1)",
+    )
+    select.add_argument(
+        "--plot",
+        metavar="FILE",
+        help="save a figure of BIC, AIC and the cross-validated "
+        "log-likelihood against K (needs matplotlib)",
+    )
+
+    predict = commands.add_parser(
+        "predict",
+        parents=[_input_options("the model's genes, found by name")],
+        formatter_class=_Formatter,
+        help="assign cells to the components of a saved model",
+        description="Read a model saved by 'sknbmix fit --out' and print, as "
+        "CSV, the most probable component of each cell and the probability of "
+        "each component. The model's genes are found in COUNTS by name.",
+        epilog="""examples:
+  sknbmix fit counts.csv -k 2 --columns Rex1 --out rex1.json
+  sknbmix predict counts.csv --model rex1.json --out labels.csv
+  sknbmix predict new_cells.mtx.gz --model rex1.json | head""",
+    )
+    predict.add_argument(
+        "--model",
+        metavar="FILE",
+        required=True,
+        help="the model JSON written by 'sknbmix fit --out'",
+    )
+    predict.add_argument(
+        "--out",
+        metavar="FILE",
+        help="write the CSV here and print a summary (default: print the CSV)",
+    )
+
     demo_parser = commands.add_parser(
-        "demo", help="fit the built-in smFISH data (Singer 2014)"
+        "demo",
+        formatter_class=_Formatter,
+        help="fit the built-in smFISH data (Singer 2014)",
+        description="Fit the built-in smFISH counts of Singer et al. (2014): "
+        "two-component mixtures for Rex1 and for all four genes, BIC and AIC "
+        "for one to four components, parametric bootstrap intervals, and "
+        "figures.",
+        epilog="""examples:
+  sknbmix demo --quick
+  sknbmix demo --figures /tmp/figures""",
     )
     demo_parser.add_argument(
         "--quick", action="store_true", help="a tenth of the bootstrap replicates"
     )
-    args = parser.parse_args(argv)
-    if args.command == "demo":
-        demo(quick=args.quick)
+    demo_parser.add_argument(
+        "--figures",
+        metavar="DIR",
+        default="sknbmix-demo-figures",
+        help="folder for the figures, created if needed (default: "
+        "sknbmix-demo-figures in the current directory)",
+    )
+    return parser
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Warnings as one line, without the source location of the library."""
+    text = " ".join(str(message).split())
+    print(f"sknbmix: warning: {text}", file=sys.stderr)
+
+
+_COMMANDS = {
+    "fit": _fit_command,
+    "bootstrap": _bootstrap_command,
+    "select": _select_command,
+    "predict": _predict_command,
+}
+
+
+def main(argv=None):
+    """Entry point of the ``sknbmix`` console script; returns the exit status."""
+    parser = _build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors
+        return exc.code
+    if args.command is None:
+        print(
+            "sknbmix: error: a command is required: fit, bootstrap, select, "
+            "predict or demo (see sknbmix --help)",
+            file=sys.stderr,
+        )
+        return 2
+    out = sys.stdout
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            # The command line matches the model's genes to the file's columns
+            # by name itself, then passes arrays without names.
+            warnings.filterwarnings("ignore", message=_UNNAMED_X)
+            if args.command == "demo":
+                demo(out, quick=args.quick, figures=args.figures)
+            else:
+                _COMMANDS[args.command](args, out)
+            out.flush()
+    except BrokenPipeError:
+        # The reader (e.g. head) left: stop quietly, as Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except KeyboardInterrupt:
+        print("sknbmix: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, ImportError) as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"{parser.prog} {args.command}: error: {message}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -33,6 +33,9 @@ _EM_ITER_BEFORE_NEWTON = 30
 # Newton's finite-difference Hessian costs one E step per parameter of a
 # problem: beyond this many, EM alone continues.
 _NEWTON_MAX_PARAMS = 32
+# A best start with an alpha above this (1e3, on its way to the Poisson limit)
+# gets a Newton step to tell a maximum from a saddle point.
+_LOG_ALPHA_CERTIFY = np.log(1e3)
 
 
 class NegBinomMixture(DensityMixin, BaseEstimator):
@@ -544,10 +547,13 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         best = np.flatnonzero(start == by_start.argmax(axis=0)[group])
         if use_newton:
             # EM's stopping rule cannot tell a maximum from a saddle point
-            # where EM stalls (a component on its way to the Poisson limit):
-            # a Newton step certifies the best start of each group, and goes
-            # on where it is not at a maximum.
-            continue_from(best, newton_maximise)
+            # where EM stalls, which happens where a component is at or on
+            # its way to the Poisson limit: there a Newton step certifies the
+            # best start of each group, and goes on where it is not at a
+            # maximum.
+            log_alpha = np.moveaxis(theta.log_alpha, problem.batch_axis, 0)[best]
+            near_poisson = (log_alpha > _LOG_ALPHA_CERTIFY).any(axis=(1, 2))
+            continue_from(best[near_poisson], newton_maximise)
             by_start[start[best], group[best]] = problem.per_batch(reached)[best]
         return (
             problem.take(theta, best),

@@ -1,0 +1,432 @@
+"""
+Tutorial: cell states from smFISH counts
+========================================
+
+This tutorial runs a whole analysis with sknbmix on the smFISH counts that
+ship with it (:func:`sknbmix.datasets.load_singer`): the transcripts of four
+genes, Rex1, Rest, Nanog and Prdm14, counted one by one in each of 279 mouse
+embryonic stem cells (Singer et al., Mol. Cell 2014). Do the cells fall into
+distinct states? How sure can we be of what the states look like? How many
+states do the data support?
+
+The page is a Python script, ``examples/plot_tutorial.py`` in the repository,
+run when the documentation is built: every number, table and figure below is
+what the code computes today. :doc:`/method` explains the algorithm.
+"""
+
+# %%
+# The data
+# --------
+#
+# :func:`~sknbmix.datasets.load_singer` returns a scikit-learn
+# :class:`~sklearn.utils.Bunch`; with ``as_frame=True`` its ``frame`` is a
+# pandas DataFrame with one row per cell and one column per gene. The
+# estimators take it as it is and remember the gene names.
+
+# sphinx_gallery_start_ignore
+import os
+
+# sphinx_gallery_end_ignore
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from scipy.optimize import linear_sum_assignment
+from sklearn.model_selection import GridSearchCV
+
+from sknbmix import NegBinomMixture, bootstrap, compare_n_components
+from sknbmix.datasets import load_singer
+from sknbmix.plotting import (
+    plot_bic_difference,
+    plot_corner,
+    plot_ecdf,
+    plot_information_criteria,
+)
+
+# sphinx_gallery_start_ignore
+# tests/test_docs.py sets SKNBMIX_TUTORIAL_QUICK=1 to run this script with
+# fewer bootstrap replicates; the fits, and the numbers checked, are the same.
+QUICK = bool(os.environ.get("SKNBMIX_TUTORIAL_QUICK"))
+# sphinx_gallery_end_ignore
+
+counts = load_singer(as_frame=True).frame
+print(counts.shape)
+counts.describe().round(1)
+
+# %%
+# The empirical cumulative distribution function (ECDF) of each gene shows
+# the whole distribution of its counts without binning: the height at ``x`` is
+# the fraction of cells with at most ``x`` transcripts.
+
+fig, axes = plt.subplots(2, 2, figsize=(8, 6), layout="constrained")
+for ax, gene in zip(axes.flat, counts.columns, strict=True):
+    x = np.sort(counts[gene].to_numpy())
+    ax.plot(x, np.arange(1, len(x) + 1) / len(x), drawstyle="steps-post")
+    ax.set_xlabel(f"{gene} transcripts per cell")
+    ax.set_ylabel("ECDF")
+
+# %%
+# Rex1 stands out: a group of cells with few transcripts, then a long, steep
+# rise between about 100 and 250 transcripts, as if the cells came in two
+# populations. The next
+# sections take Rex1 alone, then all four genes together.
+
+# %%
+# Why one negative binomial does not fit Rex1
+# -------------------------------------------
+#
+# Transcript counts are over-dispersed, and a single negative binomial is the
+# usual model for the counts of one homogeneous population. Fit it with
+# ``n_components=1`` (the estimators take a 2-D table: one column, Rex1):
+
+rex1 = counts[["Rex1"]]
+one = NegBinomMixture(n_components=1).fit(rex1)
+print(f"log-likelihood, K=1: {one.score(rex1) * len(rex1):.9f}")
+print(f"BIC, K=1: {one.bic(rex1):.1f}")
+
+# %%
+# :meth:`~sknbmix.NegBinomMixture.score` is the mean log-likelihood per cell,
+# so times the number of cells it is the total log-likelihood.
+#
+# :func:`~sknbmix.plotting.plot_ecdf` draws the data's ECDF, the fitted
+# model's CDF, and a 95% predictive band: the range of the ECDFs of data sets
+# of 279 cells drawn from the fitted model. Where the data leave the band, the
+# model misses something beyond sampling noise.
+
+plot_ecdf(one, rex1, random_state=0)
+
+# %%
+# The single negative binomial cannot follow both the low group and the steep
+# rise: it puts too few cells at the lowest counts, too many between about 50
+# and 150, and its tail is too long; in each of these places the data leave
+# the band.
+
+# %%
+# Two components
+# --------------
+#
+# A mixture of two negative binomials lets the cells come from two
+# populations, each with its own burst frequency ``alpha`` and burst size
+# ``b`` (mean ``alpha * b``), in proportions given by the weights:
+
+two = NegBinomMixture(n_components=2).fit(rex1)
+log_likelihood = two.score(rex1) * len(rex1)
+print(f"log-likelihood, K=2: {log_likelihood:.9f}")
+print("the known optimum:   -1590.352137603")
+# sphinx_gallery_start_ignore
+assert abs(log_likelihood - -1590.352137603) < 1e-6
+# sphinx_gallery_end_ignore
+pd.DataFrame(
+    {
+        "weight": two.weights_,
+        "alpha": two.alpha_[:, 0],
+        "b": two.b_[:, 0],
+        "mean": two.means_[:, 0],
+    },
+    index=pd.Index(["low", "high"], name="component"),
+).round(4)
+
+# %%
+# The fit reaches the best log-likelihood known for these data, found by
+# several independent implementations with many restarts, to all the digits
+# shown. The classic hand-written fit with :func:`scipy.optimize.minimize`
+# (Powell's method) stops at -1590.3537 (see :doc:`/method`).
+#
+# The mixture follows the data within the predictive band:
+
+plot_ecdf(two, rex1, random_state=0)
+
+# %%
+# The Bayesian information criterion (BIC, lower is better) weighs the better
+# fit against the three extra parameters, and prefers two components by a wide
+# margin:
+
+print(f"BIC, K=1: {one.bic(rex1):.1f}")
+print(f"BIC, K=2: {two.bic(rex1):.1f}")
+print(f"difference: {one.bic(rex1) - two.bic(rex1):.1f}")
+
+# %%
+# Each cell can be assigned to its more probable component.
+# :meth:`~sknbmix.NegBinomMixture.predict_proba` gives the posterior
+# probabilities; few cells are in doubt, because the two components barely
+# overlap:
+
+labels = two.predict(rex1)
+probabilities = two.predict_proba(rex1)
+print("cells per component:", np.bincount(labels))
+print("cells less than 90% sure:", int(np.sum(probabilities.max(axis=1) < 0.9)))
+
+# %%
+# Label switching
+# ---------------
+#
+# Which component is called 0 and which 1 is arbitrary: the likelihood of a
+# mixture does not change when its components are permuted. Swap the two
+# components of the fit, and it scores exactly the same, while every label
+# flips:
+
+swapped = NegBinomMixture(n_components=2).fit(rex1)
+for name in ("weights_", "alpha_", "b_", "means_"):
+    setattr(swapped, name, getattr(two, name)[::-1].copy())
+print(f"log-likelihood, swapped: {swapped.score(rex1) * len(rex1):.9f}")
+print("labels flipped:", bool(np.all(swapped.predict(rex1) == 1 - labels)))
+
+# %%
+# So a fitting algorithm has no reason to return the components in any
+# particular order: EM or Powell's method returns them in whatever order its
+# start put them. That matters for the bootstrap, which refits the model on
+# many data sets drawn from the fit (below) and reads off the spread of each
+# parameter. If "component 0" is the low component in one replicate and the
+# high one in the next, the spread of "the weight of component 0" mixes the
+# two components and means nothing.
+#
+# To see it, draw replicates by hand: data sets of 279 counts from the fitted
+# mixture, each refitted. sknbmix's fits come back in a fixed order (below),
+# so to mimic a fitter without one, shuffle each replicate's components at
+# random:
+
+n_replicates = 200
+# sphinx_gallery_start_ignore
+if QUICK:
+    n_replicates = 50
+# sphinx_gallery_end_ignore
+rng = np.random.default_rng(0)
+p = 1 / (1 + two.b_[:, 0])
+shuffled_weights, shuffled_log_means = [], []
+for _ in range(n_replicates):
+    component = rng.choice(2, size=len(rex1), p=two.weights_)
+    draw = rng.negative_binomial(two.alpha_[component, 0], p[component])
+    replicate = NegBinomMixture(n_components=2).fit(draw[:, None])
+    order = rng.permutation(2)
+    shuffled_weights.append(replicate.weights_[order])
+    shuffled_log_means.append(np.log(replicate.means_[order, 0]))
+shuffled_weights = np.array(shuffled_weights)
+shuffled_log_means = np.array(shuffled_log_means)
+
+# %%
+# To undo the shuffle, match each replicate's components to those of the
+# original fit: the assignment that makes the log-means closest, found by the
+# Hungarian algorithm (:func:`scipy.optimize.linear_sum_assignment`).
+
+reference = np.log(two.means_[:, 0])
+aligned_weights = np.empty_like(shuffled_weights)
+for i, log_means in enumerate(shuffled_log_means):
+    cost = (reference[:, None] - log_means[None, :]) ** 2
+    _, match = linear_sum_assignment(cost)
+    aligned_weights[i] = shuffled_weights[i, match]
+
+fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3), sharey=True)
+left.hist(shuffled_weights[:, 0], bins=40, range=(0, 1))
+left.set_title("shuffled labels")
+right.hist(aligned_weights[:, 0], bins=40, range=(0, 1))
+right.set_title("matched to the fit")
+for ax in (left, right):
+    ax.axvline(two.weights_[0], color="C3")
+    ax.set_xlabel("weight of component 0")
+left.set_ylabel("replicates")
+fig.tight_layout()
+
+# %%
+# With shuffled labels, "the weight of component 0" piles up both near
+# the low component's weight and near one minus it; matched, it clusters
+# around the fitted weight (red line).
+#
+# sknbmix removes label switching in two steps:
+#
+# * Every fit stores its components in a canonical order, by ascending total
+#   mean ``means_.sum(axis=1)``, so the same data always give the same labels.
+# * :func:`sknbmix.bootstrap` matches every replicate to the point estimate by
+#   the assignment above, on the log-means of all genes at once. It does not
+#   simply sort each replicate: sorting is right only while no two components'
+#   means cross between replicates, and the assignment follows the components
+#   even when they do. For Rex1, whose components lie far apart, the two agree:
+
+sorted_weights = np.take_along_axis(
+    shuffled_weights, np.argsort(shuffled_log_means, axis=1), axis=1
+)
+agree = int(np.sum(np.all(sorted_weights == aligned_weights, axis=1)))
+print(f"sorting and matching agree on {agree} of {n_replicates} replicates")
+
+# %%
+# Bootstrap confidence intervals
+# ------------------------------
+#
+# :func:`sknbmix.bootstrap` (or :meth:`~sknbmix.NegBinomMixture.bootstrap`)
+# does all of the above in parallel: it draws each replicate from the fit
+# (``method="parametric"``, the default; ``"nonparametric"`` resamples the
+# cells), refits it from two starts (the point estimate and the default
+# initialisation, keeping the better), aligns its components, and reports
+# percentile intervals. Replicate ``i`` draws from its own child of one
+# :class:`numpy.random.SeedSequence`, so the result depends on
+# ``random_state`` alone, not on ``n_jobs``. A replicate whose fit fails is
+# counted in ``n_failed`` and left out, never fatal.
+#
+# ``make demo`` and the benchmarks use 10,000 replicates (about half a minute
+# on two cores); 1,000 keep this page quick.
+
+n_resamples = 1000
+# sphinx_gallery_start_ignore
+if QUICK:
+    n_resamples = 100
+# sphinx_gallery_end_ignore
+result = bootstrap(two, rex1, n_resamples=n_resamples, n_jobs=2, random_state=0)
+print(f"{result.n_resamples} replicates, {result.n_failed} failed")
+result.to_frame().round(4)
+
+# %%
+# ``standard_error`` holds the standard deviations of the replicates and
+# ``estimates`` the replicates themselves, one row each.
+# :func:`~sknbmix.plotting.plot_corner` shows them: a histogram of each
+# parameter with its point estimate (red) and 95% interval (shaded) on the
+# diagonal, and every pair of parameters below it.
+
+fig = plot_corner(result, ("weights", "means"), log=True)
+
+# %%
+# The two weights add up to one, so they lie on a line. The low component,
+# with few cells, is the less certain one: its weight and mean spread far
+# more, relative to their size, than the high component's mean (the means are
+# on log scales). An isolated point is a replicate that landed far from the
+# rest; percentile intervals are robust to a few of them, standard errors
+# less so.
+
+# %%
+# Four genes, one cell state per cell
+# -----------------------------------
+#
+# With several genes, ``shared_weights=True`` (the default) puts every cell in
+# one component for all its genes at once, a cell state; given the state the
+# genes are independent. The two-component model of all four genes:
+
+four = NegBinomMixture(n_components=2).fit(counts)
+log_likelihood = four.score(counts) * len(counts)
+print(f"log-likelihood: {log_likelihood:.9f}")
+print("the known optimum: -5025.819341247")
+# sphinx_gallery_start_ignore
+assert abs(log_likelihood - -5025.819341247) < 1e-6
+# sphinx_gallery_end_ignore
+table = pd.DataFrame(four.means_, columns=counts.columns).round(2)
+table.insert(0, "weight", four.weights_.round(4))
+table.rename_axis("component")
+
+# %%
+# The table gives the weights and the mean count of each gene in each state.
+# Again the fit reaches the best log-likelihood known; the classic Powell fit
+# ends between -5029 and -5037, depending on the machine. The marginal fit of
+# each gene:
+
+fig, axes = plt.subplots(2, 2, figsize=(9, 7), layout="constrained")
+for ax, gene in zip(axes.flat, counts.columns, strict=True):
+    plot_ecdf(four, counts, gene, ax=ax, random_state=0)
+
+# %%
+# Bootstrap intervals work the same way for the four genes; the replicates
+# are aligned on the log-means of all four at once.
+
+n_resamples = 200
+# sphinx_gallery_start_ignore
+if QUICK:
+    n_resamples = 50
+# sphinx_gallery_end_ignore
+result4 = bootstrap(four, counts, n_resamples=n_resamples, n_jobs=2, random_state=0)
+print(f"{result4.n_resamples} replicates, {result4.n_failed} failed")
+frame = result4.to_frame()
+frame[frame.parameter.isin(["weights", "means"])].round(3)
+
+# %%
+# The corner plot of the weights and the means of Nanog:
+
+fig = plot_corner(result4, ("weights", "means"), feature="Nanog")
+
+# %%
+# Which genes are bimodal on their own? With ``shared_weights=False`` every
+# gene gets its own mixture, with its own weights, all fitted in one run: a
+# screen. :meth:`~sknbmix.NegBinomMixture.bic` with ``per_feature=True``
+# gives one BIC per gene, and :func:`~sknbmix.plotting.plot_bic_difference`
+# ranks the genes by how much two components improve on one:
+
+one_each = NegBinomMixture(n_components=1, shared_weights=False).fit(counts)
+two_each = NegBinomMixture(n_components=2, shared_weights=False).fit(counts)
+delta = one_each.bic(counts, per_feature=True) - two_each.bic(counts, per_feature=True)
+print(pd.Series(delta, index=counts.columns).round(1).to_string())
+plot_bic_difference(one_each, two_each, counts)
+
+# %%
+# Choosing the number of components
+# ---------------------------------
+#
+# BIC is one way to choose the number of components ``K``. The Akaike
+# information criterion (AIC) penalises each parameter less, and the
+# cross-validated log-likelihood (the mean log-likelihood per cell of cells
+# held out of the fit) measures how well a model predicts new cells.
+# :func:`sknbmix.compare_n_components` computes all three:
+
+comparison = compare_n_components(rex1, [1, 2, 3, 4])
+print("BIC chooses K =", comparison.bic_choice)
+print("AIC chooses K =", comparison.aic_choice)
+print("cross-validation chooses K =", comparison.cv_choice)
+# sphinx_gallery_start_ignore
+assert comparison.bic_choice == 2
+assert comparison.aic_choice == 3
+assert comparison.cv_choice == 3
+# sphinx_gallery_end_ignore
+pd.DataFrame(
+    {
+        "log-likelihood": comparison.log_likelihood,
+        "BIC": comparison.bic,
+        "AIC": comparison.aic,
+        "CV log-likelihood per cell": comparison.cv_log_likelihood,
+    },
+    index=pd.Index(comparison.n_components, name="K"),
+).round(4)
+
+# %%
+# :func:`~sknbmix.plotting.plot_information_criteria` draws them, each
+# criterion's choice starred:
+
+plot_information_criteria(comparison)
+
+# %%
+# Because :meth:`~sknbmix.NegBinomMixture.score` is a log-likelihood, the
+# estimator also works with scikit-learn's own model selection, which makes
+# the same choice as the cross-validated column above (5-fold, unshuffled):
+
+search = GridSearchCV(NegBinomMixture(), {"n_components": [1, 2, 3]}, cv=5)
+search.fit(rex1)
+print("GridSearchCV chooses", search.best_params_)
+
+# sphinx_gallery_start_ignore
+assert search.best_params_ == {"n_components": 3}
+# sphinx_gallery_end_ignore
+
+# %%
+# The criteria disagree: BIC chooses two components for Rex1, while AIC and
+# cross-validation choose three. The third component buys a small gain in
+# log-likelihood. How well do the data determine it? The bootstrap answers:
+
+three = NegBinomMixture(n_components=3).fit(rex1)
+n_resamples = 200
+# sphinx_gallery_start_ignore
+if QUICK:
+    n_resamples = 50
+# sphinx_gallery_end_ignore
+result3 = bootstrap(three, rex1, n_resamples=n_resamples, n_jobs=2, random_state=0)
+frame = result3.to_frame()
+frame[frame.parameter.isin(["weights", "means"])].round(3)
+
+# %%
+# The middle component's weight and mean range over much of their possible
+# values: the data do not pin it down. Two well-determined states with a
+# clear BIC margin, or three states of which one is vague, is a judgement for
+# the biologist; the tools above give the evidence for it.
+#
+# For the four genes together every criterion asks for more than two
+# components, a sign of structure beyond two cell states:
+
+comparison4 = compare_n_components(counts, [1, 2, 3, 4])
+print("BIC chooses K =", comparison4.bic_choice)
+print("AIC chooses K =", comparison4.aic_choice)
+print("cross-validation chooses K =", comparison4.cv_choice)
+
+# sphinx_gallery_start_ignore
+assert min(comparison4.bic_choice, comparison4.aic_choice, comparison4.cv_choice) > 2
+# sphinx_gallery_end_ignore
