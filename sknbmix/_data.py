@@ -175,12 +175,11 @@ def build_count_table(X):
     keys = np.concatenate(
         [np.arange(n_features, dtype=np.int64) * stride, cols * stride + vals]
     )
-    unique_keys, inverse, counts = np.unique(
-        keys, return_inverse=True, return_counts=True
-    )
+    unique_keys, inverse, counts = _unique_counts(keys, n_features * stride)
     feature = unique_keys // stride
     values = (unique_keys % stride).astype(np.float64)
-    starts = inverse[:n_features]
+    # A copy: a view would keep the whole inverse (one int per non-zero) alive.
+    starts = inverse[:n_features].copy()
     multiplicity = (counts - np.bincount(starts, minlength=unique_keys.size)).astype(
         np.float64
     )
@@ -204,6 +203,23 @@ def build_count_table(X):
         log_factorial=gammaln(values + 1.0),
         indicator=indicator,
     )
+
+
+def _unique_counts(keys, n_slots):
+    """``np.unique(keys, return_inverse=True, return_counts=True)`` for
+    non-negative integer keys below ``n_slots``.
+
+    Counting into slots is linear in the number of keys where ``np.unique``
+    sorts them (ten times slower on ten million non-zeros); when there are
+    more slots than keys, sorting is the cheaper way after all.
+    """
+    if n_slots > 4 * keys.size:
+        return np.unique(keys, return_inverse=True, return_counts=True)
+    counts = np.bincount(keys, minlength=n_slots)
+    present = np.flatnonzero(counts)
+    rank = np.zeros(n_slots, dtype=np.intp)
+    rank[present] = np.arange(present.size)
+    return present, rank[keys], counts[present]
 
 
 def _nonzeros(X):

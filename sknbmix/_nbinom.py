@@ -55,24 +55,13 @@ def log_rising_factorial(x, alpha, feature=None):
     -------
     ndarray
     """
-    if feature is None:
-        alpha_x, log_gamma_alpha = alpha, gammaln(alpha)
-    else:
-        alpha_x = alpha.take(feature, axis=-1)
-        log_gamma_alpha = gammaln(alpha).take(feature, axis=-1)
+    alpha_x = alpha if feature is None else alpha.take(feature, axis=-1)
+    log_gamma_alpha = gammaln(alpha)
+    if feature is not None:
+        log_gamma_alpha = log_gamma_alpha.take(feature, axis=-1)
     direct = gammaln(x + alpha_x) - log_gamma_alpha
-    if alpha.max() <= _STIRLING_ALPHA:
-        return direct
-    # Stirling's series for the difference, arranged so that nothing cancels:
-    # (a - 1/2) log1p(x/a) + x log(a + x) - x - x / (12 a (a + x)) + O(a^-3);
-    # only on the rows (leading indices) that hold a large alpha.
-    rows = np.nonzero((alpha_x > _STIRLING_ALPHA).reshape(-1, alpha_x.shape[-1]).any(1))
-    a = alpha_x.reshape(-1, alpha_x.shape[-1])[rows]
-    x = np.broadcast_to(x, alpha_x.shape).reshape(-1, alpha_x.shape[-1])[rows]
-    stirling = (a - 0.5) * np.log1p(x / a) + x * (np.log(a + x) - 1.0)
-    stirling -= x / (12.0 * a * (a + x))
-    flat = direct.reshape(-1, direct.shape[-1])
-    flat[rows] = np.where(a > _STIRLING_ALPHA, stirling, flat[rows])
+    if alpha.max() > _STIRLING_ALPHA:
+        _patch_large_alpha(direct, x, alpha_x, _stirling_difference)
     return direct
 
 
@@ -91,17 +80,43 @@ def digamma_difference(x, alpha, feature=None):
     if feature is not None:
         digamma_alpha = digamma_alpha.take(feature, axis=-1)
     direct = digamma(x + alpha_x) - digamma_alpha
-    if alpha.max() <= _STIRLING_ALPHA:
-        return direct
-    rows = np.nonzero((alpha_x > _STIRLING_ALPHA).reshape(-1, alpha_x.shape[-1]).any(1))
-    a = alpha_x.reshape(-1, alpha_x.shape[-1])[rows]
-    x = np.broadcast_to(x, alpha_x.shape).reshape(-1, alpha_x.shape[-1])[rows]
+    if alpha.max() > _STIRLING_ALPHA:
+        _patch_large_alpha(direct, x, alpha_x, _digamma_series_difference)
+    return direct
+
+
+def _stirling_difference(x, a):
+    # Stirling's series for gammaln(x + a) - gammaln(a), arranged so that
+    # nothing cancels: (a - 1/2) log1p(x/a) + x log(a + x) - x
+    # - x / (12 a (a + x)) + O(a^-3).
+    return (
+        (a - 0.5) * np.log1p(x / a)
+        + x * (np.log(a + x) - 1.0)
+        - x / (12.0 * a * (a + x))
+    )
+
+
+def _digamma_series_difference(x, a):
     # digamma(z) = log z - 1/(2z) - 1/(12 z^2) + O(z^-4), differenced exactly.
     z = a + x
-    series = np.log1p(x / a) + x / (2.0 * a * z) + x * (a + z) / (12.0 * (a * z) ** 2)
-    flat = direct.reshape(-1, direct.shape[-1])
-    flat[rows] = np.where(a > _STIRLING_ALPHA, series, flat[rows])
-    return direct
+    return np.log1p(x / a) + x / (2.0 * a * z) + x * (a + z) / (12.0 * (a * z) ** 2)
+
+
+def _patch_large_alpha(direct, x, alpha_x, series):
+    """Overwrite the elements of ``direct`` whose alpha is above
+    ``_STIRLING_ALPHA`` with ``series(x, alpha)``, element by element (in a
+    stack of many problems, few have such an alpha)."""
+    large = np.flatnonzero(alpha_x > _STIRLING_ALPHA)
+    if not large.size:
+        return
+    x = np.asarray(x, dtype=float)
+    if x.ndim <= 1 and x.size == direct.shape[-1]:
+        # Counts along the last axis only: index them without broadcasting.
+        x = x.reshape(-1)[large % direct.shape[-1]]
+    else:
+        x = np.broadcast_to(x, direct.shape).reshape(-1)[large]
+    flat = direct.reshape(-1)
+    flat[large] = series(x, alpha_x.reshape(-1)[large])
 
 
 def nbinom_logpmf(x, alpha, b):

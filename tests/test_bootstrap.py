@@ -511,6 +511,8 @@ def test_failed_replicates_are_counted_and_left_out(
             self.converged_ = False
         return labels
 
+    # Replicates one by one (a single feature is otherwise fit as a stack).
+    monkeypatch.setattr(sknbmix._bootstrap, "_can_stack", lambda *args: False)
     monkeypatch.setattr(NegBinomMixture, "_fit", flaky)
     with pytest.warns(UserWarning, match="20 of 40 bootstrap replicates failed"):
         res = sknbmix.bootstrap(
@@ -534,10 +536,56 @@ def test_failed_replicates_are_counted_and_left_out(
         assert np.all(np.isfinite(low)) and np.all(np.isfinite(high))
 
 
+def test_unconverged_replicates_of_a_stack_are_left_out(
+    rex1, rex1_fit, rex1_result, monkeypatch
+):
+    original = sknbmix._bootstrap._fit_stacked
+
+    def flaky(replicate, reference_start, datasets):
+        fit = original(replicate, reference_start, datasets)
+
+        def flaky_fit(row):
+            theta, converged, start_log_likelihoods = fit(row)
+            return theta, converged and row % 4 != 2, start_log_likelihoods
+
+        return flaky_fit
+
+    monkeypatch.setattr(sknbmix._bootstrap, "_fit_stacked", flaky)
+    rows = np.concatenate(
+        [np.arange(len(b)) for b in sknbmix._bootstrap._batches(40, 1)]
+    )
+    kept = rows % 4 != 2
+    n_failed = int(np.sum(~kept))
+    assert 0 < n_failed < 40
+    with pytest.warns(UserWarning, match=f"{n_failed} of 40 bootstrap replicates"):
+        res = sknbmix.bootstrap(
+            rex1_fit, rex1, n_resamples=40, random_state=0, n_jobs=1
+        )
+    for name in PARAMETERS:
+        np.testing.assert_array_equal(
+            res.estimates[name], rex1_result.estimates[name][kept]
+        )
+
+
+def test_a_failing_stack_falls_back_to_one_by_one(
+    rex1, rex1_fit, rex1_result, monkeypatch
+):
+    def broken(*args):
+        raise FloatingPointError("boom")
+
+    monkeypatch.setattr(sknbmix._bootstrap, "_fit_stacked", broken)
+    res = sknbmix.bootstrap(rex1_fit, rex1, n_resamples=40, random_state=0, n_jobs=1)
+    assert res.n_failed == 0
+    # The stack and the replicates one by one give the same numbers.
+    for name in PARAMETERS:
+        np.testing.assert_array_equal(res.estimates[name], rex1_result.estimates[name])
+
+
 def test_all_replicates_failing_raises(rex1, rex1_fit, monkeypatch):
-    def broken(self, X, extra_starts=None):
+    def broken(self, X, extra_starts=None, labels=True):
         raise RuntimeError("boom")
 
+    monkeypatch.setattr(sknbmix._bootstrap, "_can_stack", lambda *args: False)
     monkeypatch.setattr(NegBinomMixture, "_fit", broken)
     with pytest.raises(RuntimeError, match="All 5 bootstrap replicates failed"):
         sknbmix.bootstrap(rex1_fit, rex1, n_resamples=5, random_state=0, n_jobs=1)
