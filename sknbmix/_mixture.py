@@ -36,6 +36,10 @@ _NEWTON_MAX_PARAMS = 32
 # A best start with an alpha above this (1e3, on its way to the Poisson limit)
 # gets a Newton step to tell a maximum from a saddle point.
 _LOG_ALPHA_CERTIFY = np.log(1e3)
+# With shared weights and at least this many features, the default starts
+# include this many random soft splits of the samples.
+_RANDOM_MIN_FEATURES = 10
+_N_RANDOM_STARTS = 3
 
 
 class NegBinomMixture(DensityMixin, BaseEstimator):
@@ -328,6 +332,8 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
                 )
             init_starts.append(starts)
         n_protected = 0 if extra_starts is None else len(extra_starts[0])
+        if do_init and self._has_random_starts(problem, X):
+            n_protected += _N_RANDOM_STARTS
         fits = self._fit_in_parallel(problem, init_starts, tol, n_protected)
 
         best = None
@@ -381,6 +387,15 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         self.lower_bound_ = float(log_prob.mean())
         return resp.argmax(axis=-1)
 
+    def _has_random_starts(self, problem, X):
+        """Whether the default starts include random soft splits."""
+        return (
+            problem.per_cell
+            and X.shape[1] >= _RANDOM_MIN_FEATURES
+            and self.init_params == "quantile"
+            and self.n_components > 1
+        )
+
     def _initial_starts(self, problem, X, init, random_state):
         """The starts an initialisation screens, as a batch of parameters."""
         K = self.n_components
@@ -394,6 +409,18 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
                 else random_cuts(len(default_cuts(K)), K, random_state)
             )
             resp = initial_responsibilities(problem, X, cuts)
+            if self._has_random_starts(problem, X):
+                # Splits by total count find components that differ in overall
+                # level; cell types that differ in which genes go up or down
+                # are found from soft random responsibilities, which let EM
+                # sort the samples by all genes at once (seeded, so the
+                # default stays deterministic).
+                # They come first and run to convergence (see _fit): they
+                # start far behind and overtake late.
+                seeded = (
+                    np.random.RandomState(0) if init == 0 else random_state
+                ).dirichlet(np.ones(K), size=(_N_RANDOM_STARTS, X.shape[0]))
+                resp = np.concatenate([seeded.transpose(0, 2, 1), resp])
         elif self.init_params == "random":
             n_values = X.shape[0] if problem.per_cell else problem.table.n_entries
             resp = random_state.dirichlet(
