@@ -25,6 +25,7 @@ from sknbmix._em import (
     random_cuts,
     run_em,
 )
+from sknbmix._nbinom import MEAN_MIN
 from sknbmix._newton import newton_maximise
 from sknbmix._powell import powell_maximise
 
@@ -36,6 +37,12 @@ _NEWTON_MAX_PARAMS = 32
 # A best start with an alpha above this (1e3, on its way to the Poisson limit)
 # gets a Newton step to tell a maximum from a saddle point.
 _LOG_ALPHA_CERTIFY = np.log(1e3)
+# An emptied component is moved to this share of the samples with the highest
+# counts, with this alpha, and refit (see NegBinomMixture._reseed_emptied).
+_RESEED_SHARE = 0.01
+_RESEED_ALPHA = 10.0
+# A component whose mean is below this (1e-4) has collapsed onto zero.
+_LOG_COLLAPSED = np.log(1e-4)
 # With shared weights and at least this many features, the default starts
 # include this many random soft splits of the samples.
 _RANDOM_MIN_FEATURES = 10
@@ -501,7 +508,7 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
             )
         return fits
 
-    def _fit_one(self, problem, starts, tol, n_protected=0):
+    def _fit_one(self, problem, starts, tol, n_protected=0, reseed=True):
         """Fit from a batch of starts and keep the best of each problem.
 
         The first ``n_protected`` starts run to convergence even when
@@ -582,13 +589,69 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
             near_poisson = (log_alpha > _LOG_ALPHA_CERTIFY).any(axis=(1, 2))
             continue_from(best[near_poisson], newton_maximise)
             by_start[start[best], group[best]] = problem.per_batch(reached)[best]
-        return (
+        result = [
             problem.take(theta, best),
             problem.take(reached, best),
             int(n_iter[best].max()),
             problem.take(converged, best),
             by_start[:, None, :],
+        ]
+        if reseed and not problem.per_cell and self.n_components > 1:
+            self._reseed_emptied(problem, best, result, tol)
+        return tuple(result)
+
+    def _reseed_emptied(self, problem, best, result, tol):
+        """Refit the groups whose best start emptied a component, with that
+        component moved to the top 1% of the counts, or collapsed one onto
+        zero, with its mean moved up; keep what is better.
+
+        A component that empties (less than one sample's weight) has left
+        the likelihood flat in its own parameters, so no optimiser moves it
+        back; the optimum may yet have a small component of its own at the
+        high counts (a few outlying cells), as k-means relocates an empty
+        cluster to the farthest points.
+        """
+        theta, reached = result[0], result[1]
+        # One column per group, in the table form of independent features.
+        if problem.shared_weights:
+            columns = MixtureProblem(problem.table, shared_weights=False)
+        else:
+            columns = problem.select(best)
+        table = columns.table
+        weights = np.exp(theta.log_weights)
+        emptied = weights * table.n_samples < 1.0
+        # A component collapsed onto zero (a point mass, zero inflation) is
+        # flat in its mean too: it is moved to a tenth of the feature's mean.
+        collapsed = ~emptied & (theta.log_alpha + theta.log_b < _LOG_COLLAPSED)
+        groups = np.flatnonzero((emptied | collapsed).any(axis=1)[0])
+        if not groups.size:
+            return
+        sub = MixtureProblem(table.take_features(groups), shared_weights=False)
+        start = Theta(*(x[..., groups].copy() for x in theta))
+        emptied, collapsed = emptied[..., groups], collapsed[..., groups]
+        top_mean = _top_mean(sub.table, _RESEED_SHARE)
+        low_mean = 0.1 * _top_mean(sub.table, 1.0)
+        log_weights = np.where(
+            emptied,
+            np.log(_RESEED_SHARE),
+            start.log_weights + np.log1p(-_RESEED_SHARE * emptied.sum(axis=1)),
         )
+        moved = emptied | collapsed
+        log_alpha = np.where(moved, np.log(_RESEED_ALPHA), start.log_alpha)
+        log_mean = np.where(emptied, np.log(top_mean), np.log(low_mean))
+        log_b = np.where(moved, log_mean - log_alpha, start.log_b)
+        new = self._fit_one(
+            sub, Theta(log_weights, log_alpha, log_b), tol, reseed=False
+        )
+        better = new[1][0, 0] > reached[0, 0, groups]
+        if not better.any():
+            return
+        chosen = groups[better]
+        for whole, part in zip(theta, new[0], strict=True):
+            whole[..., chosen] = part[..., better]
+        reached[..., chosen] = new[1][..., better]
+        result[3][..., chosen] = new[3][..., better]
+        result[2] = max(result[2], new[2])
 
     # -- parameters -----------------------------------------------------------
 
@@ -849,6 +912,18 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         array([ 79.8,  -6.3,   8.1, -14.1])
         """
         return self._information_criterion(X, per_feature, np.log(X.shape[0]))
+
+
+def _top_mean(table, share):
+    """Mean count of each feature's top ``share`` of the samples."""
+    n_samples = table.n_samples
+    cumulative = np.cumsum(table.multiplicity)
+    before = (cumulative - table.multiplicity)[table.starts]
+    # Samples with a count above each entry's, within its feature.
+    above = n_samples - (cumulative - before[table.feature])
+    taken = np.clip(share * n_samples - above, 0.0, table.multiplicity)
+    total = table.feature_sum(taken * table.values)
+    return np.maximum(total / table.feature_sum(taken), MEAN_MIN)
 
 
 def _best_start(problem, log_likelihood):

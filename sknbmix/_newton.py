@@ -23,6 +23,7 @@ from sknbmix._em import (
     Theta,
     log_weights_from_logits,
 )
+from sknbmix._nbinom import MEAN_MIN
 
 # Forward-difference step of the Hessian, in log coordinates.
 _HESSIAN_STEP = 1e-5
@@ -36,6 +37,11 @@ _MAX_CUTS = 8
 _SADDLE_CURVATURE = 1e-6
 # Beyond this alpha (1e5) the likelihood is flat in alpha: the Poisson limit.
 _LOG_ALPHA_FLAT = np.log(1e3)
+# A component whose mean falls below this (1e-4) and keeps falling is
+# becoming a point mass at zero (zero inflation): its mean goes to the floor
+# of the EM in one jump.
+_LOG_MEAN_FLAT = np.log(1e-4)
+_LOG_MEAN_MIN = np.log(MEAN_MIN)
 
 
 def to_vector(problem, theta):
@@ -93,7 +99,7 @@ def _bounds(problem, n_components, n_features, shape):
         [
             np.full(K - 1, -np.inf),
             np.full(n_alpha, _LOG_ALPHA_BOUNDS[0]),
-            np.full(n_alpha, -np.inf),
+            np.full(n_alpha, _LOG_MEAN_MIN),
         ]
     )
     high = np.concatenate(
@@ -156,6 +162,7 @@ def newton_maximise(problem, theta, *, max_iter, tol):
     )
     low, high = low[0], high[0]
     alpha_coordinate = high == _LOG_ALPHA_BOUNDS[1]
+    mean_coordinate = low == _LOG_MEAN_MIN
 
     def evaluate(sub_problem, sub_rows):
         log_likelihood, gradient = sub_problem.gradient(
@@ -182,10 +189,12 @@ def newton_maximise(problem, theta, *, max_iter, tol):
         n_iter += 1
         x, g, f = rows[active], gradient[active], log_likelihood[active]
         # Deep in the Poisson limit the likelihood is flat in alpha and
-        # rising: alpha goes to its cap in one jump, where it is held.
+        # rising: alpha goes to its cap in one jump, where it is held. So
+        # does the mean of a component turning into a point mass at zero.
         to_cap = alpha_coordinate & (x > _LOG_ALPHA_FLAT) & (x < high) & (g > 0)
-        if to_cap.any():
-            jumped = np.where(to_cap, high, x)
+        to_floor = mean_coordinate & (x < _LOG_MEAN_FLAT) & (x > low) & (g < 0)
+        if to_cap.any() or to_floor.any():
+            jumped = np.where(to_cap, high, np.where(to_floor, low, x))
             jumped_f, jumped_g = evaluate(sub_problem, jumped)
             gained = jumped_f >= f
             x = np.where(gained[:, None], jumped, x)
