@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sknbmix._bootstrap import PARAMETERS, bootstrap
+from sknbmix._bootstrap import bootstrap
 from sknbmix._mixture import NegBinomMixture
 from sknbmix._selection import compare_n_components
 from sknbmix.datasets import load_singer
@@ -115,39 +115,6 @@ def _selection_table(comparison):
     return "\n".join([*rows, choice])
 
 
-def _interval_rows(result, feature_names):
-    """The intervals as tidy rows, like :meth:`BootstrapResult.to_frame`.
-
-    ``feature`` is None for weights shared by all features. Written here
-    rather than through ``to_frame`` because pandas is optional.
-    """
-    rows = []
-    for name in PARAMETERS:
-        estimate = result.point_estimate[name]
-        low, high = result.confidence_interval[name]
-        error = result.standard_error[name]
-        for index in np.ndindex(estimate.shape):
-            if name == "weights":
-                # Shared weights are (K,), per-feature ones (n_features, K).
-                component, feature = (
-                    (index[0], None) if estimate.ndim == 1 else index[::-1]
-                )
-            else:
-                component, feature = index
-            rows.append(
-                {
-                    "parameter": name,
-                    "component": int(component),
-                    "feature": None if feature is None else feature_names[feature],
-                    "estimate": float(estimate[index]),
-                    "standard_error": float(error[index]),
-                    "low": float(low[index]),
-                    "high": float(high[index]),
-                }
-            )
-    return rows
-
-
 def _interval_table(result, feature_names):
     """Bootstrap intervals as text: one row per parameter, component, feature."""
     level = f"{100 * result.confidence_level:g}%"
@@ -156,7 +123,7 @@ def _interval_table(result, feature_names):
         f"{'parameter':>9} {'component':>9} {'feature':>{width}} {'estimate':>10} "
         f"{level + ' low':>10} {level + ' high':>10}"
     ]
-    for row in _interval_rows(result, feature_names):
+    for row in result._rows(feature_names):
         feature = "" if row["feature"] is None else row["feature"]
         lines.append(
             f"{row['parameter']:>9} {row['component']:>9} {feature:>{width}} "
@@ -275,7 +242,8 @@ def _describe_input(X, feature_names, path, out):
     )
 
 
-def _fit_command(args, out):
+def _read_and_fit(args, out):
+    """Read COUNTS, describe them and fit the model the options ask for."""
     X, feature_names, _ = _read(args)
     _describe_input(X, feature_names, args.counts, out)
     model = NegBinomMixture(
@@ -284,6 +252,11 @@ def _fit_command(args, out):
         solver=args.solver,
     ).fit(X)
     _name_features(model, feature_names)
+    return X, feature_names, model
+
+
+def _fit_command(args, out):
+    X, feature_names, model = _read_and_fit(args, out)
     print(_parameter_table(model, feature_names), file=out)
     print(
         f"log-likelihood {model.score(X) * X.shape[0]:.6f}, BIC {model.bic(X):.6f}, "
@@ -300,14 +273,7 @@ def _fit_command(args, out):
 
 
 def _bootstrap_command(args, out):
-    X, feature_names, _ = _read(args)
-    _describe_input(X, feature_names, args.counts, out)
-    model = NegBinomMixture(
-        n_components=args.n_components,
-        shared_weights=not args.independent,
-        solver=args.solver,
-    ).fit(X)
-    _name_features(model, feature_names)
+    X, feature_names, model = _read_and_fit(args, out)
     began = time.perf_counter()
     try:
         result = bootstrap(
@@ -333,7 +299,7 @@ def _bootstrap_command(args, out):
     if args.out:
         fields = ["parameter", "component", "feature", "estimate"]
         fields += ["standard_error", "low", "high"]
-        _write_csv(args.out, fields, _interval_rows(result, feature_names))
+        _write_csv(args.out, fields, result._rows(feature_names))
         print(f"intervals written to {args.out}", file=out)
     if args.plot:
         _corner_figure(result, args.plot)

@@ -89,6 +89,38 @@ class BootstrapResult:
                 )
         return "\n".join(lines)
 
+    def _rows(self, feature_names=None):
+        """The intervals as tidy rows (dicts of Python scalars), one per
+        parameter, component and feature; ``feature`` is None for weights
+        shared by all features. ``feature_names`` overrides the estimator's.
+        """
+        names = self._feature_names if feature_names is None else feature_names
+        rows = []
+        for name in PARAMETERS:
+            estimate = self.point_estimate[name]
+            low, high = self.confidence_interval[name]
+            error = self.standard_error[name]
+            for index in np.ndindex(estimate.shape):
+                if name == "weights":
+                    # Shared weights are (K,), per-feature ones (n_features, K).
+                    component, feature = (
+                        (index[0], None) if self._shared_weights else index[::-1]
+                    )
+                else:
+                    component, feature = index
+                rows.append(
+                    {
+                        "parameter": name,
+                        "component": int(component),
+                        "feature": None if feature is None else names[feature],
+                        "estimate": float(estimate[index]),
+                        "standard_error": float(error[index]),
+                        "low": float(low[index]),
+                        "high": float(high[index]),
+                    }
+                )
+        return rows
+
     def to_frame(self):
         """The intervals as a tidy :class:`pandas.DataFrame`.
 
@@ -102,31 +134,7 @@ class BootstrapResult:
             import pandas as pd
         except ImportError as exc:  # pragma: no cover - pandas is optional
             raise ImportError("BootstrapResult.to_frame requires pandas.") from exc
-        rows = []
-        for name in PARAMETERS:
-            estimate = self.point_estimate[name]
-            low, high = self.confidence_interval[name]
-            error = self.standard_error[name]
-            for index in np.ndindex(estimate.shape):
-                if name == "weights":
-                    component, feature = (
-                        (index[0], None) if self._shared_weights else index[::-1]
-                    )
-                else:
-                    component, feature = index
-                rows.append(
-                    {
-                        "parameter": name,
-                        "component": component,
-                        "feature": None
-                        if feature is None
-                        else self._feature_names[feature],
-                        "estimate": estimate[index],
-                        "standard_error": error[index],
-                        "low": low[index],
-                        "high": high[index],
-                    }
-                )
+        rows = self._rows()
         frame = pd.DataFrame(rows)
         # An object column keeps integers and None as they are (no NaN floats).
         frame["feature"] = pd.Series([row["feature"] for row in rows], dtype=object)
