@@ -601,15 +601,18 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         return tuple(result)
 
     def _reseed_emptied(self, problem, best, result, tol):
-        """Refit the groups whose best start emptied a component, with that
-        component moved to the top 1% of the counts, or collapsed one onto
-        zero, with its mean moved up; keep what is better.
+        """Refit the groups whose best start has a degenerate component, from
+        two starts with that component moved, and keep what is better.
 
-        A component that empties (less than one sample's weight) has left
-        the likelihood flat in its own parameters, so no optimiser moves it
-        back; the optimum may yet have a small component of its own at the
-        high counts (a few outlying cells), as k-means relocates an empty
-        cluster to the farthest points.
+        A component is degenerate when it has emptied (less than one
+        sample's weight, or less than one count in all) or collapsed onto
+        zero (a mean below 1e-4, a point mass): the likelihood is then flat in
+        its own parameters, so no optimiser moves it back, yet the optimum may
+        have a small component of a few outlying cells, or a low but non-zero
+        one. The two starts move it, with 1% of the weight, to the mean of
+        the top 1% of the counts (as k-means relocates an empty cluster to
+        the farthest points), or, keeping its weight, to a tenth of the
+        feature's mean.
         """
         theta, reached = result[0], result[1]
         # One column per group, in the table form of independent features.
@@ -618,31 +621,40 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         else:
             columns = problem.select(best)
         table = columns.table
-        weights = np.exp(theta.log_weights)
-        emptied = weights * table.n_samples < 1.0
-        # A component collapsed onto zero (a point mass, zero inflation) is
-        # flat in its mean too: it is moved to a tenth of the feature's mean.
-        collapsed = ~emptied & (theta.log_alpha + theta.log_b < _LOG_COLLAPSED)
-        groups = np.flatnonzero((emptied | collapsed).any(axis=1)[0])
+        mass = np.exp(theta.log_weights) * table.n_samples
+        log_mean = theta.log_alpha + theta.log_b
+        degenerate = (
+            (mass < 1.0) | (mass * np.exp(log_mean) < 1.0) | (log_mean < _LOG_COLLAPSED)
+        )
+        groups = np.flatnonzero(degenerate.any(axis=1)[0])
         if not groups.size:
             return
         sub = MixtureProblem(table.take_features(groups), shared_weights=False)
-        start = Theta(*(x[..., groups].copy() for x in theta))
-        emptied, collapsed = emptied[..., groups], collapsed[..., groups]
-        top_mean = _top_mean(sub.table, _RESEED_SHARE)
-        low_mean = 0.1 * _top_mean(sub.table, 1.0)
-        log_weights = np.where(
-            emptied,
-            np.log(_RESEED_SHARE),
-            start.log_weights + np.log1p(-_RESEED_SHARE * emptied.sum(axis=1)),
+        start = Theta(*(x[..., groups] for x in theta))
+        degenerate = degenerate[..., groups]
+        log_alpha = np.where(degenerate, np.log(_RESEED_ALPHA), start.log_alpha)
+        # Start 0: to the top counts with weight _RESEED_SHARE; start 1: to
+        # a tenth of the mean, with the weight it has (at least that share).
+        share = np.log(_RESEED_SHARE)
+        kept = start.log_weights + np.log1p(-_RESEED_SHARE * degenerate.sum(axis=1))
+        top = np.where(degenerate, share, kept)
+        low = np.where(degenerate, np.maximum(start.log_weights, share), kept)
+        low = low - np.log(np.exp(low).sum(axis=1, keepdims=True))
+        moved_mean = [
+            np.log(_top_mean(sub.table, _RESEED_SHARE)),
+            np.log(0.1 * _top_mean(sub.table, 1.0)),
+        ]
+        starts = Theta(
+            np.concatenate([top, low]),
+            np.concatenate([log_alpha, log_alpha]),
+            np.concatenate(
+                [
+                    np.where(degenerate, m, log_mean[..., groups]) - log_alpha
+                    for m in moved_mean
+                ]
+            ),
         )
-        moved = emptied | collapsed
-        log_alpha = np.where(moved, np.log(_RESEED_ALPHA), start.log_alpha)
-        log_mean = np.where(emptied, np.log(top_mean), np.log(low_mean))
-        log_b = np.where(moved, log_mean - log_alpha, start.log_b)
-        new = self._fit_one(
-            sub, Theta(log_weights, log_alpha, log_b), tol, reseed=False
-        )
+        new = self._fit_one(sub, starts, tol, reseed=False)
         better = new[1][0, 0] > reached[0, 0, groups]
         if not better.any():
             return
