@@ -642,23 +642,26 @@ def _outpaced(problem, theta, reached, last_gain):
     """
     n_batch = reached.size
     group, start = problem.batch_groups(n_batch)
-    _, group = np.unique(group, return_inverse=True)
     n_slots = start.max() + 1
     if n_slots < 2:
         return np.zeros(reached.shape, dtype=bool)
+    # Groups come in ascending order: number them 0, 1, ...
+    group = np.concatenate([[0], np.cumsum(group[1:] != group[:-1])])
     # Batch elements laid out as (group, start); absent slots point at
     # element 0 and are masked.
-    slot = np.full((group.max() + 1, n_slots), -1)
+    slot = np.zeros((group[-1] + 1, n_slots), dtype=np.intp)
+    present = np.zeros(slot.shape, dtype=bool)
     slot[group, start] = np.arange(n_batch)
-    present = slot >= 0
-    slot = np.where(present, slot, 0)
+    present[group, start] = True
     value = np.where(present, problem.per_batch(reached)[slot], -np.inf)
     deficit = value.max(axis=1, keepdims=True) - value
     trails = deficit > _TRAIL_GAINS * problem.per_batch(last_gain)[slot] + _TRAIL_MARGIN
     # The largest difference in each of the three kinds of parameter, added.
     distance = 0.0
     for x in theta:
-        x = np.moveaxis(x, problem.batch_axis, 0).reshape(n_batch, -1)[slot]
+        if problem.batch_axis:
+            x = np.moveaxis(x, problem.batch_axis, 0)
+        x = x.reshape(n_batch, -1)[slot]
         distance = distance + np.abs(x[:, :, None] - x[:, None, :]).max(axis=-1)
     # j is better than i: higher log-likelihood, ties to the lower start.
     order = np.arange(n_slots)
