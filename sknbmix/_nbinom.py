@@ -55,11 +55,7 @@ def log_rising_factorial(x, alpha, feature=None):
     -------
     ndarray
     """
-    alpha_x = alpha if feature is None else alpha.take(feature, axis=-1)
-    log_gamma_alpha = gammaln(alpha)
-    if feature is not None:
-        log_gamma_alpha = log_gamma_alpha.take(feature, axis=-1)
-    direct = gammaln(x + alpha_x) - log_gamma_alpha
+    direct, alpha_x = _difference(gammaln, x, alpha, feature)
     if alpha.max() > _STIRLING_ALPHA:
         _patch_large_alpha(direct, x, alpha_x, _stirling_difference)
     return direct
@@ -75,14 +71,21 @@ def digamma_difference(x, alpha, feature=None):
     turns into noise that derails Newton's method. There the asymptotic
     series of digamma is differenced term by term instead.
     """
-    alpha_x = alpha if feature is None else alpha.take(feature, axis=-1)
-    digamma_alpha = digamma(alpha)
-    if feature is not None:
-        digamma_alpha = digamma_alpha.take(feature, axis=-1)
-    direct = digamma(x + alpha_x) - digamma_alpha
+    direct, alpha_x = _difference(digamma, x, alpha, feature)
     if alpha.max() > _STIRLING_ALPHA:
         _patch_large_alpha(direct, x, alpha_x, _digamma_series_difference)
     return direct
+
+
+def _difference(function, x, alpha, feature):
+    """``function(x + alpha) - function(alpha)`` directly, with ``alpha``
+    gathered onto the counts by ``feature`` (``function(alpha)`` then runs
+    once per feature); also returns the gathered alpha."""
+    alpha_x = alpha if feature is None else alpha.take(feature, axis=-1)
+    at_alpha = function(alpha)
+    if feature is not None:
+        at_alpha = at_alpha.take(feature, axis=-1)
+    return function(x + alpha_x) - at_alpha, alpha_x
 
 
 def _stirling_difference(x, a):
