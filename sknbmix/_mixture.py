@@ -166,7 +166,13 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
     has converged, or once a better start of the same problem outpaces it
     (it trails by far more than it still gains, or it has come within 0.1 in
     every log coordinate of the better one); starts that EM has not finished
-    in 30 iterations are finished by a saddle-free Newton method.
+    in 30 iterations are finished by a saddle-free Newton method. With shared
+    weights and 10 or more features, three seeded random soft splits join
+    them (cell types may differ in which genes go up or down rather than in
+    total count). A best fit whose component has emptied or collapsed onto
+    zero is refit with that component moved, and the better fit is kept.
+    With ``shared_weights=False`` every (feature, start) pair is a problem of
+    its own in one stacked EM.
 
     EM for ``alpha`` has no closed-form M step: with ``b = mean / alpha``, the
     profile score ``sum r [digamma(x + alpha) - digamma(alpha)] + R log(alpha
