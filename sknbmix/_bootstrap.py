@@ -16,10 +16,10 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.parallel import Parallel, delayed
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
-from sknbmix._data import build_count_table
+from sknbmix._data import build_count_table, validate_counts
 from sknbmix._em import MixtureProblem, Theta
 
 ConfidenceInterval = namedtuple("ConfidenceInterval", ["low", "high"])
@@ -185,10 +185,9 @@ def _bootstrap_iv(
         check_is_fitted(estimator)
     except Exception:
         estimator = clone(estimator).fit(X)
-    X = validate_data(
-        estimator, X, accept_sparse=["csr"], dtype=np.float64, reset=False
-    )
-    return estimator, X
+    X = validate_counts(estimator, X, reset=False)
+    # Rows are resampled: CSR.
+    return estimator, X.tocsr() if sp.issparse(X) else X
 
 
 def bootstrap(

@@ -14,6 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import gammaln
+from sklearn.utils.validation import validate_data
+
+# Floating point holds every integer up to 2**53 exactly, and no further.
+_MAX_COUNT = 2.0**53
 
 
 def _check_counts(X, estimator_name="NegBinomMixture"):
@@ -28,6 +32,14 @@ def _check_counts(X, estimator_name="NegBinomMixture"):
         Used in the messages.
     """
     values = X.data if sp.issparse(X) else X
+    finite = np.isfinite(values)
+    if not finite.all():
+        value = float(values[~finite].flat[0])
+        what = "NaN (a missing value)" if np.isnan(value) else f"{value:g}inity"
+        raise ValueError(
+            f"Input contains {what} at {_position(X, ~finite)}; "
+            f"{estimator_name} needs finite counts."
+        )
     # The wording "Negative values in data" is scikit-learn's
     # (check_non_negative); estimator checks look for it.
     negative = values < 0
@@ -46,6 +58,87 @@ def _check_counts(X, estimator_name="NegBinomMixture"):
             "normalised or log-transformed data is not meaningful: pass raw "
             "counts."
         )
+    too_large = values > _MAX_COUNT
+    if too_large.any():
+        raise ValueError(
+            f"{estimator_name} found a count too large to hold exactly, "
+            f"{float(values[too_large].flat[0]):g}, at {_position(X, too_large)}: "
+            "floating point holds every integer only up to 2**53."
+        )
+
+
+def validate_counts(estimator, X, **kwargs):
+    """``validate_data`` for count matrices (CSR/CSC kept, float64), then the
+    checks of :func:`_check_count_dtype` and :func:`_check_counts`, whose
+    messages say what is wrong and where."""
+    name = type(estimator).__name__
+    _check_count_dtype(X, name)
+    X = validate_data(
+        estimator,
+        X,
+        accept_sparse=["csr", "csc"],
+        dtype=np.float64,
+        ensure_all_finite=False,
+        **kwargs,
+    )
+    _check_counts(X, name)
+    return X
+
+
+def _check_count_dtype(X, estimator_name="NegBinomMixture"):
+    """Raise a ValueError for booleans and strings, which a float conversion
+    would otherwise turn into numbers silently, or fail on without saying
+    where."""
+    if hasattr(X, "dtypes") and not hasattr(X, "dtype"):  # a DataFrame
+        kinds = {np.dtype(dtype).kind for dtype in X.dtypes if _is_numpy(dtype)}
+    else:
+        dtype = getattr(X, "dtype", None)
+        kinds = {np.dtype(np.asarray(X).dtype if dtype is None else dtype).kind}
+    if "b" in kinds:
+        raise ValueError(
+            f"{estimator_name} got boolean data: booleans are not counts "
+            "(convert them with astype(int) if they really are 0/1 counts)."
+        )
+    if kinds & {"U", "S", "O"}:
+        values = np.asarray(X, dtype=object)
+        first = None
+        # Strings, numeric or not (other objects are left to numpy, whose
+        # TypeError scikit-learn's checks expect).
+        for index, value in np.ndenumerate(values):
+            if isinstance(value, str | bytes):
+                first = first or (index, value)
+                if not _is_number(value):
+                    first = (index, value)
+                    break
+        if first is not None:
+            index, value = first
+            where = (
+                f"row {index[0]}, column {index[1]}"
+                if len(index) == 2
+                else f"index {index}"
+            )
+            raise ValueError(
+                f"{estimator_name} expects numeric counts, but found the string "
+                f"{value!r} at {where} (convert the data to numbers first)."
+            )
+
+
+def _is_numpy(dtype):
+    try:
+        np.dtype(dtype)
+    except TypeError:
+        return False
+    return True
+
+
+def _is_number(value):
+    if value is None:
+        return True  # becomes NaN, reported with its position later
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _position(X, mask):
@@ -172,15 +265,19 @@ def build_count_table(X):
     stride = int(vals.max()) + 1 if vals.size else 1
     # One sort of (feature, value) keys yields the table grouped by feature and
     # ordered by value; the zero of every feature is added as a key of its own.
-    keys = np.concatenate(
-        [np.arange(n_features, dtype=np.int64) * stride, cols * stride + vals]
-    )
-    unique_keys, inverse, counts = _unique_counts(keys, n_features * stride)
-    feature = unique_keys // stride
-    values = (unique_keys % stride).astype(np.float64)
+    all_cols = np.concatenate([np.arange(n_features, dtype=np.int64), cols])
+    all_vals = np.concatenate([np.zeros(n_features, dtype=np.int64), vals])
+    if n_features * stride < 2**62:
+        keys = all_cols * stride + all_vals
+        unique_keys, inverse, counts = _unique_counts(keys, n_features * stride)
+        feature, values = unique_keys // stride, unique_keys % stride
+    else:
+        # Keys would overflow int64 (huge counts across many features).
+        feature, values, inverse, counts = _unique_pairs(all_cols, all_vals)
+    values = values.astype(np.float64)
     # A copy: a view would keep the whole inverse (one int per non-zero) alive.
     starts = inverse[:n_features].copy()
-    multiplicity = (counts - np.bincount(starts, minlength=unique_keys.size)).astype(
+    multiplicity = (counts - np.bincount(starts, minlength=feature.size)).astype(
         np.float64
     )
     # The zero entries hold the cells without a non-zero count of the feature.
@@ -191,7 +288,7 @@ def build_count_table(X):
     indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n_samples))])
     indicator = sp.csr_matrix(
         (np.ones(rows.size), inverse[n_features:], indptr),
-        shape=(n_samples, unique_keys.size),
+        shape=(n_samples, feature.size),
     )
     return CountTable(
         n_samples=n_samples,
@@ -220,6 +317,20 @@ def _unique_counts(keys, n_slots):
     rank = np.zeros(n_slots, dtype=np.intp)
     rank[present] = np.arange(present.size)
     return present, rank[keys], counts[present]
+
+
+def _unique_pairs(first, second):
+    """The distinct (first, second) pairs in lexicographic order, the index of
+    each input pair among them, and their counts."""
+    order = np.lexsort((second, first))
+    first, second = first[order], second[order]
+    new = np.concatenate(
+        [[True], (first[1:] != first[:-1]) | (second[1:] != second[:-1])]
+    )
+    rank = np.cumsum(new) - 1
+    inverse = np.empty_like(rank)
+    inverse[order] = rank
+    return first[new], second[new], inverse, np.bincount(rank)
 
 
 def _nonzeros(X):

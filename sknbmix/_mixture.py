@@ -13,9 +13,9 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.parallel import Parallel, delayed
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
-from sknbmix._data import _check_counts, build_count_table
+from sknbmix._data import build_count_table, validate_counts
 from sknbmix._em import (
     MixtureProblem,
     Theta,
@@ -308,14 +308,7 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         weights they are dense, n_samples x n_features). The log-likelihood
         each start ended at is kept in ``_start_log_likelihoods`` (extra
         starts first)."""
-        X = validate_data(
-            self,
-            X,
-            accept_sparse=["csr", "csc"],
-            dtype=np.float64,
-            ensure_min_samples=2,
-        )
-        _check_counts(X, type(self).__name__)
+        X = validate_counts(self, X, ensure_min_samples=2)
         if X.shape[0] < self.n_components:
             raise ValueError(
                 "Expected n_samples >= n_components but got "
@@ -708,10 +701,7 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         """Validate X and compute its per-sample log-likelihood (and
         responsibilities) under the fitted parameters."""
         check_is_fitted(self)
-        X = validate_data(
-            self, X, accept_sparse=["csr", "csc"], dtype=np.float64, reset=False
-        )
-        _check_counts(X, type(self).__name__)
+        X = validate_counts(self, X, reset=False)
         problem = MixtureProblem(build_count_table(X), self.shared_weights)
         return problem.cell_log_prob(
             self._get_theta(), responsibilities=responsibilities
@@ -862,10 +852,7 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
                 "weights the features share one mixture and one likelihood."
             )
         check_is_fitted(self)
-        X = validate_data(
-            self, X, accept_sparse=["csr", "csc"], dtype=np.float64, reset=False
-        )
-        _check_counts(X, type(self).__name__)
+        X = validate_counts(self, X, reset=False)
         problem = MixtureProblem(build_count_table(X), shared_weights=False)
         return problem.log_likelihood(self._get_theta())[0, 0]
 

@@ -38,10 +38,10 @@ from matplotlib.ticker import (
     NullFormatter,
 )
 from scipy.stats import nbinom
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from sknbmix._bootstrap import PARAMETERS, BootstrapResult
-from sknbmix._data import _check_counts
+from sknbmix._data import validate_counts
 
 __all__ = [
     "plot_bic_difference",
@@ -112,10 +112,7 @@ def _feature_index(feature, names, n_features, named):
 def _feature_column(estimator, X, index):
     """Column ``index`` of X as 1-D integer counts; of a sparse X only that
     column is made dense."""
-    X = validate_data(
-        estimator, X, accept_sparse=["csr", "csc"], dtype=np.float64, reset=False
-    )
-    _check_counts(X, type(estimator).__name__)
+    X = validate_counts(estimator, X, reset=False)
     if sp.issparse(X):
         column = X[:, [index]].toarray().ravel()
     else:
