@@ -37,6 +37,9 @@ _NEWTON_MAX_PARAMS = 32
 # A best start with an alpha above this (1e3, on its way to the Poisson limit)
 # gets a Newton step to tell a maximum from a saddle point.
 _LOG_ALPHA_CERTIFY = np.log(1e3)
+# Two components this close in every log alpha and log b are one component
+# twice (a smaller mixture, where EM from random responsibilities can stop).
+_COINCIDE = 1e-3
 # An emptied component is moved to this share of the samples with the highest
 # counts, with this alpha, and refit (see NegBinomMixture._reseed_emptied).
 _RESEED_SHARE = 0.01
@@ -604,14 +607,16 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         two starts with that component moved, and keep what is better.
 
         A component is degenerate when it has emptied (less than one
-        sample's weight, or less than one count in all) or collapsed onto
-        zero (a mean below 1e-4, a point mass): the likelihood is then flat in
-        its own parameters, so no optimiser moves it back, yet the optimum may
-        have a small component of a few outlying cells, or a low but non-zero
-        one. The two starts move it, with 1% of the weight, to the mean of
-        the top 1% of the counts (as k-means relocates an empty cluster to
-        the farthest points), or, keeping its weight, to a tenth of the
-        feature's mean.
+        sample's weight, or less than one count in all), collapsed onto zero
+        (a mean below 1e-4, a point mass) or coincides with another (the
+        stationary point of a smaller mixture, where EM from random
+        responsibilities can stop). The likelihood is then flat in its own
+        parameters, so no optimiser moves it, yet the optimum may have a
+        small component of a few outlying cells, a low but non-zero one, or
+        a second group. The two starts move it, with 1% of the weight, to the
+        mean of the top 1% of the counts (as k-means relocates an empty
+        cluster to the farthest points), or, keeping its weight, to a tenth
+        of the feature's mean.
         """
         theta, reached = result[0], result[1]
         # One column per group, in the table form of independent features.
@@ -625,6 +630,13 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         degenerate = (
             (mass < 1.0) | (mass * np.exp(log_mean) < 1.0) | (log_mean < _LOG_COLLAPSED)
         )
+        # The second of two coinciding components is spare as well.
+        gap = np.maximum(
+            np.abs(theta.log_alpha[:, :, None] - theta.log_alpha[:, None]),
+            np.abs(theta.log_b[:, :, None] - theta.log_b[:, None]),
+        )
+        earlier = np.tril(np.ones(gap.shape[1:3], dtype=bool), k=-1)[..., None]
+        degenerate |= ((gap < _COINCIDE) & earlier).any(axis=2)
         groups = np.flatnonzero(degenerate.any(axis=1)[0])
         if not groups.size:
             return

@@ -5,8 +5,7 @@ Part 1 is one table, ``BAD_INPUT``: each row is an id, a callable that makes
 the bad input and feeds it to the estimator, the exception type expected and
 a regex its message must match (key words only, never the full message). For
 value-level problems in the data the regex also asks for the position, as
-``row i, column j``. Cases where the library does not meet the issue yet
-are marked ``xfail(strict=True)`` with the reason.
+``row i, column j``.
 
 Part 2 fits degenerate but valid data and checks that the answer is
 well-defined: finite parameters, a finite score, responsibilities that sum
@@ -500,17 +499,9 @@ def _two_groups():
         pytest.param({}, id="quantile"),
         pytest.param({"shared_weights": False}, id="quantile-independent"),
         pytest.param({"init_params": "kmeans", "random_state": 0}, id="kmeans"),
-        pytest.param(
-            {"init_params": "random", "random_state": 0},
-            id="random",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="init_params='random' stops at the one-component saddle "
-                "(all five components identical, mean 53.9, converged_=True, "
-                "no warning): mean log-likelihood -4.91 against -4.39 for the "
-                "default K=2 fit; the same for K=2 and seeds 0-4 (n_init=1)",
-            ),
-        ),
+        # Random responsibilities used to stop with all components equal
+        # (the one-component fit, mean log-likelihood -4.91 against -4.39).
+        pytest.param({"init_params": "random", "random_state": 0}, id="random"),
     ],
 )
 def test_surplus_components_on_two_groups(params):
