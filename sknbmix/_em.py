@@ -92,6 +92,10 @@ class MixtureProblem:
         Newton steps for ``alpha`` per M step. One suffices: the M step need
         only raise the expected log-likelihood (a generalised EM), and EM's
         fixed point does not depend on it.
+    group, start : ndarray of int of shape (n_features,), optional
+        For independent mixtures stacked by :meth:`stack_starts`: the real
+        feature and the start that each feature of ``table`` stands for.
+        Default: every feature is its own, from start 0.
     """
 
     def __init__(
