@@ -331,6 +331,7 @@ def plot_corner(
     *,
     feature=None,
     fig=None,
+    ax=None,
     bins=30,
     log=False,
 ):
@@ -360,6 +361,10 @@ def plot_corner(
 
     fig : matplotlib Figure, default=None
         An empty figure to draw on; a new one is created if None.
+
+    ax : array of matplotlib Axes of shape (n, n), default=None
+        A grid of Axes to draw on instead, one row and one column per
+        variable (e.g. from ``plt.subplots(n, n)``); overrides ``fig``.
 
     bins : int, default=30
         Number of bins of the diagonal histograms.
@@ -454,18 +459,27 @@ def plot_corner(
             )
 
     n = len(variables)
-    if fig is None:
-        import matplotlib.pyplot as plt
+    if ax is not None:
+        axes = np.asarray(ax, dtype=object).reshape(np.shape(ax))
+        if axes.shape != (n, n):
+            raise ValueError(
+                f"ax must be a {n} x {n} grid of Axes for the {n} variables "
+                f"chosen, got shape {axes.shape}."
+            )
+        fig = axes[0, 0].figure
+    else:
+        if fig is None:
+            import matplotlib.pyplot as plt
 
-        size = min(2.0 * n + 1.0, 20.0)
-        fig = plt.figure(figsize=(size, size))
-    axes = fig.subplots(
-        n,
-        n,
-        squeeze=False,
-        sharex="col",
-        gridspec_kw={"hspace": 0.08, "wspace": 0.08},
-    )
+            size = min(2.0 * n + 1.0, 20.0)
+            fig = plt.figure(figsize=(size, size))
+        axes = fig.subplots(
+            n,
+            n,
+            squeeze=False,
+            sharex="col",
+            gridspec_kw={"hspace": 0.08, "wspace": 0.08},
+        )
     n_replicates = len(variables[0].values)
     # Fainter points as replicates pile up, so density still shows.
     point_alpha = float(np.clip(10 / np.sqrt(n_replicates), 0.05, 0.8))

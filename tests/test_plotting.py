@@ -319,6 +319,19 @@ def test_corner_per_feature_weights(singer):
     assert len(axes[0, 0].containers[0]) == 5
 
 
+def test_corner_on_given_axes(rex1_result):
+    fig, grid = plt.subplots(4, 4)
+    assert plot_corner(rex1_result, ax=grid) is fig
+    # The diagonal histograms hold every replicate, on the Axes passed.
+    n_replicates = rex1_result.estimates["weights"].shape[0]
+    for i in range(4):
+        (bars,) = grid[i, i].containers
+        assert sum(bar.get_height() for bar in bars) == n_replicates
+    assert not grid[0, 3].get_visible()
+    with pytest.raises(ValueError, match="4 x 4 grid"):
+        plot_corner(rex1_result, ax=plt.subplots(2, 2)[1])
+
+
 def test_corner_errors(rex1_result, rex1_fit):
     with pytest.raises(ValueError, match="BootstrapResult"):
         plot_corner(rex1_fit)
