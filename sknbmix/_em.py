@@ -200,11 +200,9 @@ class MixtureProblem:
 
     def problem_sum(self, array):
         """Sum a parameter-shaped array within each problem (keepdims)."""
-        return array.sum(axis=self._problem_axes(array), keepdims=True)
-
-    def _problem_axes(self, array):
         # Components (and, with shared weights, features) on the last two axes.
-        return (-2, -1) if self.shared_weights else (-2,)
+        axes = (-2, -1) if self.shared_weights else (-2,)
+        return array.sum(axis=axes, keepdims=True)
 
     # -- E step ------------------------------------------------------------
 

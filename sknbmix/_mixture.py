@@ -482,8 +482,8 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
             if block is None:
                 return delayed(self._fit_one)(problem, starts, tol, n_protected)
             return delayed(self._fit_one)(
-                MixtureProblem(problem.table.take_features(block), False),
-                Theta(*(x[..., block] for x in starts)),
+                problem.select(block),
+                problem.take(starts, block),
                 tol,
                 n_protected,
             )
