@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sknbmix._bootstrap import bootstrap
+from sknbmix._bootstrap import CI_METHODS, bootstrap
 from sknbmix._mixture import NegBinomMixture
 from sknbmix._selection import compare_n_components
 from sknbmix.datasets import load_singer
@@ -650,9 +650,10 @@ def _build_parser():
     )
     boot.add_argument(
         "--ci-method",
-        choices=("percentile", "basic"),
+        choices=CI_METHODS,
         default="percentile",
-        help="percentile intervals, or basic (reverse percentile) ones "
+        help="percentile intervals, basic (reverse percentile) ones, basic "
+        "ones on the log scale, or bias-corrected percentile ones "
         "(default: percentile)",
     )
     boot.add_argument(

@@ -6,13 +6,14 @@ mixture, shaped after :func:`scipy.stats.bootstrap`."""
 import math
 import warnings
 from collections import namedtuple
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
 from joblib import effective_n_jobs
 from scipy.optimize import linear_sum_assignment
+from scipy.special import expit, logit, ndtr, ndtri
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.parallel import Parallel, delayed
@@ -25,6 +26,8 @@ from sknbmix._em import MixtureProblem, Theta
 ConfidenceInterval = namedtuple("ConfidenceInterval", ["low", "high"])
 
 PARAMETERS = ("weights", "alpha", "b", "means")
+
+CI_METHODS = ("percentile", "basic", "log-basic", "bc")
 
 # Two starts of a replicate "disagree" when they end this far apart.
 _DISAGREEMENT = 1e-6
@@ -140,6 +143,114 @@ class BootstrapResult:
         frame["feature"] = pd.Series([row["feature"] for row in rows], dtype=object)
         return frame
 
+    def with_intervals(self, ci_method=None, confidence_level=None):
+        """The same replicates with intervals of another kind or level.
+
+        Parameters
+        ----------
+        ci_method : str, default=None
+            One of the ``ci_method`` values of :func:`bootstrap`; None keeps
+            this result's.
+        confidence_level : float, default=None
+            None keeps this result's.
+
+        Returns
+        -------
+        result : BootstrapResult
+            A new result; the replicates are shared, not refit.
+
+        Examples
+        --------
+        >>> from sknbmix import NegBinomMixture, bootstrap
+        >>> from sknbmix.datasets import load_singer
+        >>> X = load_singer(return_X_y=True)[:, :1]
+        >>> res = bootstrap(NegBinomMixture(2), X, n_resamples=50, random_state=0)
+        >>> res.with_intervals("bc", 0.9).ci_method
+        'bc'
+        """
+        ci_method = self.ci_method if ci_method is None else ci_method
+        if confidence_level is None:
+            confidence_level = self.confidence_level
+        _check_interval_args(ci_method, confidence_level)
+        return replace(
+            self,
+            ci_method=ci_method,
+            confidence_level=confidence_level,
+            confidence_interval=_confidence_intervals(
+                self.estimates, self.point_estimate, ci_method, confidence_level
+            ),
+        )
+
+
+def _check_interval_args(ci_method, confidence_level):
+    if ci_method not in CI_METHODS:
+        raise ValueError(
+            f"`ci_method` must be one of {', '.join(map(repr, CI_METHODS))}, "
+            f"got {ci_method!r}."
+        )
+    if not isinstance(confidence_level, Real) or not 0 < confidence_level < 1:
+        raise ValueError(
+            f"`confidence_level` must be in (0, 1), got {confidence_level!r}."
+        )
+
+
+def _confidence_intervals(estimates, point, ci_method, confidence_level):
+    """``(low, high)`` for each parameter from its replicates (rows)."""
+    tail = (1 - confidence_level) / 2
+    intervals = {}
+    for name, values in estimates.items():
+        if ci_method == "bc":
+            low, high = _bias_corrected(values, point[name], tail)
+        else:
+            # Weights live in (0, 1), the other parameters in (0, inf): the
+            # log-basic interval reflects on the logit or the log scale.
+            scale, inverse = (logit, expit) if name == "weights" else (np.log, np.exp)
+            if ci_method != "log-basic":
+                scale = inverse = _identity
+            with np.errstate(divide="ignore"):
+                low, high = np.quantile(scale(values), [tail, 1 - tail], axis=0)
+                if ci_method in ("basic", "log-basic"):
+                    centre = 2 * scale(point[name])
+                    low, high = centre - high, centre - low
+            low, high = inverse(low), inverse(high)
+        intervals[name] = ConfidenceInterval(low, high)
+    return intervals
+
+
+def _identity(values):
+    return values
+
+
+def _bias_corrected(values, point, tail):
+    """Bias-corrected percentile interval (Efron 1981), element-wise.
+
+    The replicates' median bias ``z0 = Phi^-1(P(estimate < point))`` shifts
+    the percentiles to ``Phi(2 z0 + z_tail)`` and ``Phi(2 z0 + z_(1-tail))``.
+    Like the percentile interval it does not depend on the scale of the
+    parameter, so it needs no log transform.
+    """
+    n = len(values)
+    below = (values < point).sum(axis=0) + 0.5 * (values == point).sum(axis=0)
+    # All replicates on one side would give an infinite shift: the most
+    # extreme quantile that n replicates can tell apart stands in for it.
+    z0 = ndtri(np.clip(below / n, 0.5 / n, 1 - 0.5 / n))
+    z_tail = ndtri(tail)
+    levels = [ndtr(2 * z0 + z_tail), ndtr(2 * z0 - z_tail)]
+    ordered = np.sort(values, axis=0)
+    return tuple(_quantile_each(ordered, level) for level in levels)
+
+
+def _quantile_each(ordered, level):
+    """Quantiles of sorted columns, each column at its own ``level``, with
+    the linear interpolation of :func:`numpy.quantile`."""
+    position = level * (len(ordered) - 1)
+    below = np.floor(position).astype(np.intp)
+    above = np.minimum(below + 1, len(ordered) - 1)
+    fraction = position - below
+    low = np.take_along_axis(ordered, below[None], axis=0)[0]
+    high = np.take_along_axis(ordered, above[None], axis=0)[0]
+    return low + fraction * (high - low)
+
 
 def _bootstrap_iv(
     estimator, X, n_resamples, method, confidence_level, ci_method, n_jobs, random_state
@@ -159,14 +270,7 @@ def _bootstrap_iv(
         raise ValueError(
             f"`method` must be 'parametric' or 'nonparametric', got {method!r}."
         )
-    if ci_method not in ("percentile", "basic"):
-        raise ValueError(
-            f"`ci_method` must be 'percentile' or 'basic', got {ci_method!r}."
-        )
-    if not isinstance(confidence_level, Real) or not 0 < confidence_level < 1:
-        raise ValueError(
-            f"`confidence_level` must be in (0, 1), got {confidence_level!r}."
-        )
+    _check_interval_args(ci_method, confidence_level)
     if n_jobs is not None and (not isinstance(n_jobs, Integral) or n_jobs == 0):
         raise ValueError(
             f"`n_jobs` must be None or a non-zero integer, got {n_jobs!r}."
@@ -221,9 +325,15 @@ def bootstrap(
         Number of replicates.
     method : {"parametric", "nonparametric"}, default="parametric"
     confidence_level : float, default=0.95
-    ci_method : {"percentile", "basic"}, default="percentile"
-        Percentile intervals, or basic (reverse percentile) intervals
-        ``2 * estimate - quantile``.
+    ci_method : {"percentile", "basic", "log-basic", "bc"}, default="percentile"
+        How the replicates make an interval: ``"percentile"`` takes their
+        quantiles; ``"basic"`` (reverse percentile) reflects them about the
+        estimate, ``2 * estimate - quantile``; ``"log-basic"`` does so on
+        the log scale (logit for weights), so the interval stays in the
+        parameter's range; ``"bc"`` is the bias-corrected percentile interval
+        of Efron (1981), which moves the quantiles by the replicates' median
+        bias. :meth:`BootstrapResult.with_intervals` gives the other kinds
+        from the same replicates.
     n_jobs : int, default=None
         Number of jobs to run in parallel. ``None`` means 1 unless in a
         :obj:`joblib.parallel_backend` context. ``-1`` means using all
@@ -306,16 +416,11 @@ def bootstrap(
         )
     point = _parameters(estimator)
     estimates = {name: params[name][ok] for name in PARAMETERS}
-    alpha = 1 - confidence_level
-    intervals, errors = {}, {}
-    for name, values in estimates.items():
-        low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2], axis=0)
-        if ci_method == "basic":
-            low, high = 2 * point[name] - high, 2 * point[name] - low
-        intervals[name] = ConfidenceInterval(low, high)
-        errors[name] = (
-            values.std(axis=0, ddof=1) if len(values) > 1 else values[0] * np.nan
-        )
+    intervals = _confidence_intervals(estimates, point, ci_method, confidence_level)
+    errors = {
+        name: values.std(axis=0, ddof=1) if len(values) > 1 else values[0] * np.nan
+        for name, values in estimates.items()
+    }
     return BootstrapResult(
         estimates=estimates,
         confidence_interval=intervals,

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+import scipy.special
+import scipy.stats
 from _helpers import estimator_loglik, mixture_loglik
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
@@ -18,7 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 
 import sknbmix
 from sknbmix import NegBinomMixture
-from sknbmix._bootstrap import BootstrapResult
+from sknbmix._bootstrap import BootstrapResult, _confidence_intervals
 
 PARAMETERS = ("weights", "alpha", "b", "means")
 
@@ -630,3 +632,58 @@ def test_verbose_shows_progress_with_same_result(
     assert_same_estimates(res, rex1_result)
     out = capsys.readouterr().out
     assert "bootstrap:" in out and "of 40 replicates" in out
+
+
+def test_log_basic_and_bias_corrected_intervals(rex1, rex1_fit):
+    res = sknbmix.bootstrap(rex1_fit, rex1, n_resamples=60, random_state=1)
+    log_basic = res.with_intervals("log-basic", 0.8)
+    bc = res.with_intervals("bc")
+    assert (log_basic.ci_method, log_basic.confidence_level) == ("log-basic", 0.8)
+    assert (bc.ci_method, bc.confidence_level) == ("bc", 0.95)
+    assert bc.estimates is res.estimates
+    # Recomputing the kind the result has gives the same intervals.
+    same = res.with_intervals()
+    for name in PARAMETERS:
+        np.testing.assert_array_equal(
+            same.confidence_interval[name].low, res.confidence_interval[name].low
+        )
+    for name in PARAMETERS:
+        values, point = res.estimates[name], res.point_estimate[name]
+        to_scale, from_scale = (
+            (scipy.special.logit, scipy.special.expit)
+            if name == "weights"
+            else (np.log, np.exp)
+        )
+        q = np.quantile(to_scale(values), [0.1, 0.9], axis=0)
+        low, high = log_basic.confidence_interval[name]
+        np.testing.assert_allclose(low, from_scale(2 * to_scale(point) - q[1]))
+        np.testing.assert_allclose(high, from_scale(2 * to_scale(point) - q[0]))
+        assert np.all(low > 0)
+        # Bias-corrected percentile, one parameter at a time, by hand.
+        low, high = bc.confidence_interval[name]
+        for index in np.ndindex(point.shape):
+            column, at = values[(slice(None), *index)], point[index]
+            n = len(column)
+            below = (np.sum(column < at) + 0.5 * np.sum(column == at)) / n
+            z0 = scipy.stats.norm.ppf(np.clip(below, 0.5 / n, 1 - 0.5 / n))
+            z = scipy.stats.norm.ppf(0.975)
+            levels = scipy.stats.norm.cdf([2 * z0 - z, 2 * z0 + z])
+            expected = np.quantile(column, levels)
+            np.testing.assert_allclose([low[index], high[index]], expected, rtol=1e-12)
+
+
+def test_bias_corrected_equals_percentile_without_median_bias():
+    values = np.arange(1.0, 102.0)[:, None]
+    point = np.array([51.0])
+    intervals = _confidence_intervals({"b": values}, {"b": point}, "bc", 0.9)
+    expected = np.quantile(values, [0.05, 0.95], axis=0)
+    np.testing.assert_allclose(intervals["b"].low, expected[0])
+    np.testing.assert_allclose(intervals["b"].high, expected[1])
+
+
+def test_with_intervals_rejects_unknown_kind(rex1, rex1_fit):
+    res = sknbmix.bootstrap(rex1_fit, rex1, n_resamples=5, random_state=0)
+    with pytest.raises(ValueError, match="ci_method.*'bc'"):
+        res.with_intervals("bca")
+    with pytest.raises(ValueError, match="confidence_level"):
+        res.with_intervals(confidence_level=95)
