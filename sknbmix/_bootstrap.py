@@ -22,6 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from sknbmix._data import build_count_table, validate_counts
 from sknbmix._em import MixtureProblem, Theta
+from sknbmix.exceptions import DegenerateComponentWarning, PoissonLimitWarning
 
 ConfidenceInterval = namedtuple("ConfidenceInterval", ["low", "high"])
 
@@ -498,8 +499,15 @@ def _run_batch(replicate, reference, X, method, entropy, indices):
         else:
             datasets.append(X[rng.integers(0, n_samples, n_samples)])
     # Workers share two cores with each other: no BLAS threads on top.
+    # The reference fit has reported its Poisson limits and degenerate
+    # components; each replicate repeating that would be noise.
     with threadpool_limits(limits=1), warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
+        for category in (
+            ConvergenceWarning,
+            PoissonLimitWarning,
+            DegenerateComponentWarning,
+        ):
+            warnings.simplefilter("ignore", category)
         fits = None
         if _can_stack(replicate, X):
             try:

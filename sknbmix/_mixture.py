@@ -25,9 +25,10 @@ from sknbmix._em import (
     random_cuts,
     run_em,
 )
-from sknbmix._nbinom import MEAN_MIN
+from sknbmix._nbinom import ALPHA_MAX, MEAN_MIN, at_poisson_limit
 from sknbmix._newton import newton_maximise
 from sknbmix._powell import powell_maximise
+from sknbmix.exceptions import DegenerateComponentWarning, PoissonLimitWarning
 
 # EM iterations a start gets before Newton's method takes over.
 _EM_ITER_BEFORE_NEWTON = 30
@@ -138,6 +139,18 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         ``alpha_ * b_``. Components are ordered by ascending total mean
         (``means_.sum(axis=1)``), or per feature by ascending mean when
         ``shared_weights=False``, so a fit is deterministic.
+
+    poisson_limit_ : ndarray of bool of shape (n_components, n_features)
+        True where ``alpha_`` stopped at its cap, the Poisson limit (the
+        component's counts vary no more than their mean): there ``alpha_``
+        and ``b_`` are not estimates, though ``means_`` is. A
+        :class:`~sknbmix.exceptions.PoissonLimitWarning` says so at fit.
+
+    degenerate_components_ : ndarray of bool, of the shape of ``weights_``
+        True for a component that is empty (weight below one sample) or
+        repeats an earlier one: the data support fewer components. A
+        :class:`~sknbmix.exceptions.DegenerateComponentWarning` says so at
+        fit.
 
     converged_ : bool
         True when the best initialisation converged.
@@ -381,10 +394,11 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
                 f"max_iter={self.max_iter} iterations. Increase max_iter or "
                 "tol, or check for degenerate data.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
         self._set_theta(theta)
         self.n_iter_ = n_iter
+        self._report_degeneracies(X.shape[0])
         # The labels come from a final E step at the fitted parameters, so
         # that fit_predict(X) is consistent with fit(X).predict(X); fit alone
         # needs the log-likelihood only.
@@ -631,12 +645,7 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
             (mass < 1.0) | (mass * np.exp(log_mean) < 1.0) | (log_mean < _LOG_COLLAPSED)
         )
         # The second of two coinciding components is spare as well.
-        gap = np.maximum(
-            np.abs(theta.log_alpha[:, :, None] - theta.log_alpha[:, None]),
-            np.abs(theta.log_b[:, :, None] - theta.log_b[:, None]),
-        )
-        earlier = np.tril(np.ones(gap.shape[1:3], dtype=bool), k=-1)[..., None]
-        degenerate |= ((gap < _COINCIDE) & earlier).any(axis=2)
+        degenerate |= _repeats_earlier(theta.log_alpha, theta.log_b, axis=-1)
         groups = np.flatnonzero(degenerate.any(axis=1)[0])
         if not groups.size:
             return
@@ -675,6 +684,44 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         reached[..., chosen] = new[1][..., better]
         result[3][..., chosen] = new[3][..., better]
         result[2] = max(result[2], new[2])
+
+    def _report_degeneracies(self, n_samples):
+        """Set ``poisson_limit_`` and ``degenerate_components_``, and warn
+        about them: the fit is a maximum, but some of its parameters are not
+        estimates."""
+        self.poisson_limit_ = at_poisson_limit(self.alpha_)
+        if self.poisson_limit_.any():
+            warnings.warn(
+                f"alpha reached its cap {ALPHA_MAX:g} (the Poisson limit) in "
+                f"{np.count_nonzero(self.poisson_limit_)} of "
+                f"{self.poisson_limit_.size} components x features: their "
+                "variance is not above their mean, so alpha and b are not "
+                "estimates there (see poisson_limit_).",
+                PoissonLimitWarning,
+                stacklevel=5,
+            )
+        empty = self.weights_ * n_samples < 1.0
+        self.degenerate_components_ = empty | self._repeated_components()
+        if self.degenerate_components_.any():
+            of = "components" if self.shared_weights else "features x components"
+            warnings.warn(
+                f"{np.count_nonzero(self.degenerate_components_)} of "
+                f"{self.degenerate_components_.size} {of} are empty (weight "
+                "below one sample) or repeat another component: the data "
+                f"support fewer than n_components={self.n_components} (see "
+                "degenerate_components_).",
+                DegenerateComponentWarning,
+                stacklevel=5,
+            )
+
+    def _repeated_components(self):
+        """Which fitted components repeat an earlier one, in the shape of
+        ``weights_``."""
+        log_alpha, log_b = np.log(self.alpha_), np.log(self.b_)
+        if self.shared_weights:
+            # A repeat must coincide with one component in every feature.
+            return _repeats_earlier(log_alpha, log_b, axis=None)
+        return _repeats_earlier(log_alpha, log_b, axis=-1).T
 
     # -- parameters -----------------------------------------------------------
 
@@ -981,3 +1028,26 @@ def _powell_per_feature(problem, theta, max_iter, tol):
         n_iter = max(n_iter, sub_iter)
         converged.append(sub_converged)
     return Theta(*parts), n_iter, np.array(converged)[None, None, :]
+
+
+def _repeats_earlier(log_alpha, log_b, axis):
+    """Whether each component repeats an earlier one: its log alpha and
+    log b within ``_COINCIDE`` of that component's.
+
+    Components are on axis -2 and features on axis -1; ``axis=-1`` compares
+    feature by feature (the result has the input's shape), ``axis=None``
+    requires the same earlier component in every feature (the result has
+    one entry per component).
+    """
+    gap = np.maximum(
+        np.abs(log_alpha[..., :, None, :] - log_alpha[..., None, :, :]),
+        np.abs(log_b[..., :, None, :] - log_b[..., None, :, :]),
+    )
+    if axis is None:
+        gap = gap.max(axis=-1)
+    else:
+        gap = np.moveaxis(gap, -1, -3)
+    n_components = log_alpha.shape[-2]
+    earlier = np.tril(np.ones((n_components, n_components), dtype=bool), k=-1)
+    repeats = ((gap < _COINCIDE) & earlier).any(axis=-1)
+    return repeats if axis is None else np.moveaxis(repeats, -2, -1)

@@ -22,6 +22,13 @@ ALPHA_MIN = 1e-8
 #: otherwise get ``b = 0`` and ``log b = -inf``.
 MEAN_MIN = 1e-12
 
+
+def at_poisson_limit(alpha):
+    """Whether ``alpha`` is at its cap :data:`ALPHA_MAX` (to the rounding of
+    ``exp(log(ALPHA_MAX))``): the Poisson limit, with no finite maximum."""
+    return alpha >= ALPHA_MAX * (1 - 1e-12)
+
+
 _LOG_ALPHA_MIN, _LOG_ALPHA_MAX = np.log(ALPHA_MIN), np.log(ALPHA_MAX)
 _DIFFERENCE_STEP = 1e-6
 _DIFFERENCE_PAIR = np.array([1.0, np.exp(_DIFFERENCE_STEP)])

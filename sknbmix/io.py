@@ -24,6 +24,8 @@ import scipy.io
 import scipy.sparse as sp
 from sklearn.utils.validation import check_is_fitted
 
+from sknbmix._nbinom import at_poisson_limit
+
 __all__ = ["load_model", "read_counts", "save_model"]
 
 _TEXT_DELIMITERS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
@@ -44,8 +46,10 @@ _FORMATS = ".csv, .tsv or .txt (optionally gzipped), .mtx or .mtx.gz (10x), or .
 # Saved models: bump the version when the layout changes; readers refuse
 # newer versions rather than misread them.
 _MODEL_FORMAT = "sknbmix.NegBinomMixture"
-_MODEL_FORMAT_VERSION = 1
+# Version 2 added poisson_limit_ and degenerate_components_.
+_MODEL_FORMAT_VERSION = 2
 _ARRAY_ATTRIBUTES = ("weights_", "alpha_", "b_", "means_")
+_MASK_ATTRIBUTES = ("poisson_limit_", "degenerate_components_")
 
 
 ###############################################################################
@@ -530,7 +534,8 @@ def save_model(estimator, path):
 
     The file holds a format version, the sknbmix version that wrote it, the
     estimator's :meth:`~sknbmix.NegBinomMixture.get_params` and its fitted
-    attributes (``weights_``, ``alpha_``, ``b_``, ``means_``, ``converged_``,
+    attributes (``weights_``, ``alpha_``, ``b_``, ``means_``,
+    ``poisson_limit_``, ``degenerate_components_``, ``converged_``,
     ``n_iter_``, ``lower_bound_``, ``n_features_in_`` and
     ``feature_names_in_`` when present) as lists. Floats are written in full
     (shortest round-trip) precision, so :func:`load_model` gives back the same
@@ -589,7 +594,10 @@ def save_model(estimator, path):
             stacklevel=2,
         )
         params["random_state"] = None
-    attributes = {name: getattr(estimator, name).tolist() for name in _ARRAY_ATTRIBUTES}
+    attributes = {
+        name: getattr(estimator, name).tolist()
+        for name in _ARRAY_ATTRIBUTES + _MASK_ATTRIBUTES
+    }
     attributes.update(
         converged_=bool(estimator.converged_),
         n_iter_=int(estimator.n_iter_),
@@ -660,14 +668,14 @@ def load_model(path):
     try:
         estimator = NegBinomMixture(**document["params"])
         estimator._validate_params()
-        _set_fitted(estimator, document["attributes"])
+        _set_fitted(estimator, document["attributes"], version)
     except (KeyError, TypeError, ValueError) as exc:
         detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
         raise ValueError(f"{path.name} is a damaged sknbmix model: {detail}") from None
     return estimator
 
 
-def _set_fitted(estimator, attributes):
+def _set_fitted(estimator, attributes, version):
     """Set the fitted attributes, checking shapes and values."""
     arrays = {
         name: np.asarray(attributes[name], dtype=np.float64)
@@ -677,7 +685,8 @@ def _set_fitted(estimator, attributes):
     n_features = int(attributes["n_features_in_"])
     weights_shape = (K,) if estimator.shared_weights else (n_features, K)
     shapes = {"weights_": weights_shape, "alpha_": (K, n_features)}
-    shapes["b_"] = shapes["means_"] = (K, n_features)
+    shapes["b_"] = shapes["means_"] = shapes["poisson_limit_"] = (K, n_features)
+    shapes["degenerate_components_"] = weights_shape
     for name, array in arrays.items():
         if array.shape != shapes[name]:
             raise ValueError(
@@ -687,6 +696,7 @@ def _set_fitted(estimator, attributes):
             raise ValueError(f"{name} has negative or non-finite values.")
     for name, array in arrays.items():
         setattr(estimator, name, array)
+    _set_fitted_masks(estimator, attributes, shapes, version)
     estimator.converged_ = bool(attributes["converged_"])
     estimator.n_iter_ = int(attributes["n_iter_"])
     estimator.lower_bound_ = float(attributes["lower_bound_"])
@@ -700,3 +710,22 @@ def _set_fitted(estimator, attributes):
                 f"feature_names_in_ has {names.size} names for {n_features} features."
             )
         estimator.feature_names_in_ = names
+
+
+def _set_fitted_masks(estimator, attributes, shapes, version):
+    """Set ``poisson_limit_`` and ``degenerate_components_``."""
+    if version == 1:
+        # A version 1 file: the masks follow from the parameters, except
+        # for components emptied below one sample, whose number of samples
+        # the file does not hold.
+        estimator.poisson_limit_ = at_poisson_limit(estimator.alpha_)
+        estimator.degenerate_components_ = estimator._repeated_components()
+        return
+    for name in _MASK_ATTRIBUTES:
+        mask = np.asarray(attributes[name])
+        if mask.shape != shapes[name] or mask.dtype != bool:
+            raise ValueError(
+                f"{name} must be booleans of shape {shapes[name]}, got "
+                f"{mask.dtype} of shape {mask.shape}."
+            )
+        setattr(estimator, name, mask)

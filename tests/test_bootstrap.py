@@ -21,6 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 import sknbmix
 from sknbmix import NegBinomMixture
 from sknbmix._bootstrap import BootstrapResult, _confidence_intervals
+from sknbmix.exceptions import PoissonLimitWarning
 
 PARAMETERS = ("weights", "alpha", "b", "means")
 
@@ -687,3 +688,18 @@ def test_with_intervals_rejects_unknown_kind(rex1, rex1_fit):
         res.with_intervals("bca")
     with pytest.raises(ValueError, match="confidence_level"):
         res.with_intervals(confidence_level=95)
+
+
+@pytest.mark.parametrize("shared_weights", [True, False])
+def test_replicates_do_not_repeat_the_reference_fits_warnings(shared_weights):
+    # Under-dispersed genes: the reference fit warns of the Poisson limit
+    # once; the replicates (stacked, or one by one with shared weights) are
+    # the same model and stay quiet.
+    X = np.random.default_rng(0).binomial([20, 40], 0.5, size=(200, 2))
+    with pytest.warns(PoissonLimitWarning):
+        fit = NegBinomMixture(2, shared_weights=shared_weights).fit(X)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = sknbmix.bootstrap(fit, X, n_resamples=4, random_state=0)
+    assert [str(w.message) for w in caught] == []
+    assert res.n_failed == 0

@@ -283,7 +283,14 @@ def assert_same_model(loaded, model, X):
     # The same draws from the same random_state.
     for a, b in zip(loaded.sample(50), model.sample(50), strict=True):
         np.testing.assert_array_equal(a, b)
-    for name in ("weights_", "alpha_", "b_", "means_"):
+    for name in (
+        "weights_",
+        "alpha_",
+        "b_",
+        "means_",
+        "poisson_limit_",
+        "degenerate_components_",
+    ):
         np.testing.assert_array_equal(getattr(loaded, name), getattr(model, name))
     for name in ("converged_", "n_iter_", "lower_bound_", "n_features_in_"):
         assert getattr(loaded, name) == getattr(model, name)
@@ -325,7 +332,7 @@ def test_saved_file_is_plain_json(tmp_path, counts):
     save_model(model, tmp_path / "model.json")
     document = json.loads((tmp_path / "model.json").read_text())
     assert document["format"] == "sknbmix.NegBinomMixture"
-    assert document["format_version"] == 1
+    assert document["format_version"] == 2
     assert document["params"]["n_components"] == 2
     assert document["attributes"]["weights_"] == model.weights_.tolist()
 
@@ -362,6 +369,18 @@ def saved(tmp_path, counts):
         (lambda d: d["params"].update(solver="newton"), "damaged"),
         (lambda d: d["params"].update(colour="red"), "damaged"),
         (lambda d: d["attributes"].update(b_=[[-1.0], [2.0]]), "negative"),
+        (
+            lambda d: d["attributes"].pop("poisson_limit_"),
+            "damaged .*missing 'poisson_limit_'",
+        ),
+        (
+            lambda d: d["attributes"].update(degenerate_components_=[0, 1]),
+            r"degenerate_components_ must be booleans of shape \(2,\)",
+        ),
+        (
+            lambda d: d["attributes"].update(poisson_limit_=[True, False]),
+            r"poisson_limit_ must be booleans of shape \(2, 1\)",
+        ),
     ],
 )
 def test_load_rejects_what_is_not_a_model(tmp_path, saved, change, match):
@@ -379,3 +398,18 @@ def test_load_rejects_other_files(tmp_path):
     write(tmp_path / "list.json", "[1, 2]")
     with pytest.raises(ValueError, match="not a sknbmix model"):
         load_model(tmp_path / "list.json")
+
+
+def test_version_1_file_gets_its_masks_from_the_parameters(tmp_path):
+    # Version 1 files had no poisson_limit_ or degenerate_components_.
+    X = np.full((50, 1), 3)
+    with pytest.warns(UserWarning):  # the Poisson limit, and a repeat
+        model = NegBinomMixture(2, random_state=0).fit(X)
+    assert model.poisson_limit_.all() and model.degenerate_components_.any()
+    save_model(model, tmp_path / "model.json")
+    document = json.loads((tmp_path / "model.json").read_text())
+    document["format_version"] = 1
+    for name in ("poisson_limit_", "degenerate_components_"):
+        del document["attributes"][name]
+    (tmp_path / "v1.json").write_text(json.dumps(document))
+    assert_same_model(load_model(tmp_path / "v1.json"), model, X)

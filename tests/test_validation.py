@@ -25,6 +25,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from sknbmix import NegBinomMixture
 from sknbmix._nbinom import ALPHA_MAX, MEAN_MIN
 from sknbmix.datasets import load_singer
+from sknbmix.exceptions import DegenerateComponentWarning, PoissonLimitWarning
 
 # -- data -------------------------------------------------------------------
 
@@ -302,7 +303,31 @@ def _fit_quietly(X, **params):
         est.predict_proba(X)
     runtime = [str(w.message) for w in caught if w.category is RuntimeWarning]
     assert runtime == [], f"floating-point warnings leaked: {runtime}"
-    return est, [w for w in caught if w.category is not RuntimeWarning]
+    caught = [w for w in caught if w.category is not RuntimeWarning]
+    _assert_reported(est, caught, X.shape[0])
+    return est, caught
+
+
+def _assert_reported(est, caught, n_samples):
+    """The Poisson limit and degenerate components are reported: by their
+    attributes, and by one warning each exactly when there are any."""
+    categories = [w.category for w in caught]
+    assert est.poisson_limit_.shape == est.alpha_.shape
+    np.testing.assert_array_equal(
+        est.poisson_limit_, est.alpha_ >= ALPHA_MAX * (1 - 1e-12)
+    )
+    assert categories.count(PoissonLimitWarning) == int(est.poisson_limit_.any())
+    assert est.degenerate_components_.shape == est.weights_.shape
+    n_degenerate = np.count_nonzero(est.degenerate_components_)
+    assert categories.count(DegenerateComponentWarning) == int(n_degenerate > 0)
+    # Empty components are among the degenerate ones.
+    empty = est.weights_ * n_samples < 1
+    assert np.all(est.degenerate_components_[empty])
+    if n_degenerate:
+        message = next(
+            str(w.message) for w in caught if w.category is DegenerateComponentWarning
+        )
+        assert message.startswith(f"{n_degenerate} of {est.weights_.size} ")
 
 
 def _assert_well_defined(est, X):
@@ -406,8 +431,10 @@ def test_poisson_like_genes_reach_the_documented_cap(mode, n_components):
     if n_components == 1:
         np.testing.assert_allclose(est.alpha_, ALPHA_MAX, rtol=1e-10)
         np.testing.assert_allclose(est.means_[0], X.mean(axis=0), rtol=1e-8)
-    # Today no warning of any kind says so (issue 7 asks for one; see the
-    # report) and the fit converges.
+    # A PoissonLimitWarning says so (checked in _fit_quietly, with
+    # poisson_limit_), and the fit converges.
+    assert PoissonLimitWarning in [w.category for w in caught]
+    assert est.poisson_limit_.any()
     assert est.converged_
     assert not [w for w in caught if issubclass(w.category, ConvergenceWarning)]
 
@@ -517,8 +544,11 @@ def test_surplus_components_on_two_groups(params):
 def test_point_masses_with_surplus_components():
     # Two point masses and K=5: at least three components are superfluous.
     X = np.repeat([[2], [50]], 150, axis=0)
-    est, _ = _fit_quietly(X, n_components=5)
+    est, caught = _fit_quietly(X, n_components=5)
     _assert_well_defined(est, X)
+    # Split point masses are repeats: reported as such.
+    assert np.count_nonzero(est.degenerate_components_) >= 3
+    assert DegenerateComponentWarning in [w.category for w in caught]
     two, _ = _fit_quietly(X, n_components=2)
     assert est.score(X) >= two.score(X) - 1e-6
 
