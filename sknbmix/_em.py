@@ -424,20 +424,33 @@ def initial_responsibilities(problem, X, cuts):
     return quantile_responsibilities(lower, upper, cuts)
 
 
-def default_cuts(n_components):
+def default_cuts(n_components, layered=False):
     """Deterministic quantile levels of the default screen of starts.
 
     The equal split, and splits with one small group at the low or at the
     high end (5% to 30% of the samples), the rest split equally: local optima
     of these mixtures differ mostly in how large a minor component is and
-    which end of the distribution it takes.
+    which end of the distribution it takes. With ``layered`` and three or
+    more components, also splits with all but one group small (5%, 10% or
+    20% each) at the low or the high end, and with small groups at both
+    ends: one feature's minor components tend to sit side by side at one
+    end (a low and a middle group below one large one), which the other
+    splits do not start near.
     """
     K = n_components
     cuts = [np.arange(1, K) / K]
     for p in (0.05, 0.1, 0.2, 0.3):
         cuts.append(np.concatenate([[p], p + (1 - p) * np.arange(1, K - 1) / (K - 1)]))
         cuts.append(np.concatenate([(1 - p) * np.arange(1, K - 1) / (K - 1), [1 - p]]))
-    return np.array(cuts)
+    if layered and K >= 3:
+        for p in (0.05, 0.1, 0.2):
+            # The small groups leave at least 40% of the samples to the rest.
+            small = min(p, 0.6 / (K - 1)) * np.arange(1, K)
+            cuts.extend([small, 1 - small[::-1], np.linspace(p, 1 - p, K - 1)])
+    # Many components make some of these coincide: keep the first of each.
+    cuts = np.array(cuts)
+    _, first = np.unique(cuts.round(12), axis=0, return_index=True)
+    return cuts[np.sort(first)]
 
 
 def random_cuts(n_starts, n_components, random_state):

@@ -423,14 +423,16 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         """The starts an initialisation screens, as a batch of parameters."""
         K = self.n_components
         if K == 1:
-            cuts = np.empty((1, 0))
-            resp = initial_responsibilities(problem, X, cuts)
-        elif self.init_params == "quantile":
-            cuts = (
-                default_cuts(K)
-                if init == 0
-                else random_cuts(len(default_cuts(K)), K, random_state)
+            return initial_theta(
+                problem, initial_responsibilities(problem, X, np.empty((1, 0)))
             )
+        # One feature's components tend to sit side by side: layered splits
+        # find them, for the cost of more starts on its small table.
+        cuts = default_cuts(K, layered=not problem.per_cell)
+        n_starts = len(cuts)
+        if self.init_params == "quantile":
+            if init > 0:
+                cuts = random_cuts(n_starts, K, random_state)
             resp = initial_responsibilities(problem, X, cuts)
             if self._has_random_starts(problem, X):
                 # Splits by total count find components that differ in overall
@@ -446,9 +448,8 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
                 resp = np.concatenate([seeded.transpose(0, 2, 1), resp])
         elif self.init_params == "random":
             n_values = X.shape[0] if problem.per_cell else problem.table.n_entries
-            resp = random_state.dirichlet(
-                np.ones(K), size=(len(default_cuts(K)), n_values)
-            ).transpose(0, 2, 1)
+            resp = random_state.dirichlet(np.ones(K), size=(n_starts, n_values))
+            resp = resp.transpose(0, 2, 1)
         else:
             resp = self._kmeans_responsibilities(problem, X, random_state)
         return initial_theta(problem, resp)
