@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench docs clean
+.PHONY: demo test lint bench docs validation clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,13 +24,13 @@ demo: $(VENV)/.installed-demo
 	$(BIN)/python -m sknbmix demo
 
 test: $(VENV)/.installed-test
-	$(BIN)/ruff check sknbmix tests benchmarks examples
-	$(BIN)/ruff format --check sknbmix tests benchmarks examples
+	$(BIN)/ruff check sknbmix tests benchmarks examples validation
+	$(BIN)/ruff format --check sknbmix tests benchmarks examples validation
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check sknbmix tests benchmarks examples
-	$(BIN)/ruff format --check sknbmix tests benchmarks examples
+	$(BIN)/ruff check sknbmix tests benchmarks examples validation
+	$(BIN)/ruff format --check sknbmix tests benchmarks examples validation
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
@@ -38,6 +38,13 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/bench_bootstrap.py
 	$(BIN)/python benchmarks/bench_screen.py
 	$(BIN)/python benchmarks/bench_scale.py
+	$(BIN)/python benchmarks/bench_starts.py
+
+# The statistical validity study (validation/README.md): bootstrap coverage
+# and parameter recovery, about an hour on two cores.
+validation: $(VENV)/.installed-test
+	$(BIN)/python validation/coverage.py
+	$(BIN)/python validation/recovery.py
 
 # Runs the tutorial scripts of examples/ (sphinx-gallery); warnings are errors.
 docs: $(VENV)/.installed-docs
