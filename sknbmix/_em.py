@@ -12,6 +12,7 @@ reduces over a short last axis far more slowly than over a leading one.
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+import copy
 from typing import NamedTuple
 
 import numpy as np
@@ -42,6 +43,11 @@ _STEP_SHRINK = 4.0
 _TRAIL_GAINS, _TRAIL_MARGIN = 10.0, 1.0
 # ... or once it is this close, in every log coordinate, to a better start.
 _SAME_BASIN = 0.1
+# A log-likelihood this far (relative) below another is lower, not rounded.
+_ROUND_OFF = 1e-12
+# Newton steps for alpha in an exact M step: each moves at most one e-fold,
+# and these cross its whole range.
+_EXACT_NEWTON_STEPS = 50
 
 
 class Theta(NamedTuple):
@@ -557,8 +563,9 @@ def run_em(problem, theta, *, max_iter, tol, accelerate=True, n_protected=0):
     -------
     theta : Theta
     log_likelihood : ndarray
-        Problem-shaped: the best log-likelihood seen; the returned ``theta``
-        is at least as good.
+        Problem-shaped: the log-likelihood at the returned ``theta``. No
+        iteration lowers it: steps that did are redone exactly (see
+        :func:`_redo_lowering_steps`).
     n_iter : ndarray of int with one entry per batch element
     converged : ndarray of bool, problem-shaped
         True where a problem converged, or was given up for a better start
@@ -576,6 +583,9 @@ def run_em(problem, theta, *, max_iter, tol, accelerate=True, n_protected=0):
             np.zeros_like(reached, dtype=bool),
         )
     problem_shape = (1, 1, n_batch) if axis else (n_batch, 1, 1)
+    # Each cycle starts from an EM step of the best point it verified
+    # (`source`, log-likelihood `claim`); the next E step checks it.
+    source = claim = None
     final_reached = np.empty(problem_shape)
     final_converged = np.zeros(problem_shape, dtype=bool)
     n_iter = np.zeros(n_batch, dtype=int)
@@ -589,23 +599,30 @@ def run_em(problem, theta, *, max_iter, tol, accelerate=True, n_protected=0):
         accelerated = accelerate and max_iter - done_iter >= 3
         if accelerated:
             ll0, theta1 = problem.em_step(theta)
+            if source is not None:
+                _redo_lowering_steps(problem, source, claim, theta, ll0, theta1)
             ll1, theta2 = problem.em_step(theta1)
+            _redo_lowering_steps(problem, theta, ll0, theta1, ll1, theta2)
             proposal, capped = _extrapolate(problem, theta, theta1, theta2, step_max)
             ll_proposal, theta3 = problem.em_step(proposal)
             # Keep the extrapolation only where it beats the plain EM iterate
             # it started from; EM from there is then monotone again.
             accept = ll_proposal >= ll1
+            source = _where(accept, proposal, theta1)
+            claim = np.maximum(ll_proposal, ll1)
             theta = _where(accept, theta3, theta2)
             step_max = np.where(
                 accept,
                 np.where(capped, _STEP_GROWTH * step_max, step_max),
                 np.maximum(step_max / _STEP_SHRINK, _STEP_MAX_START),
             )
-            # theta3 is at least as good as the proposal, theta2 as theta1.
-            new_reached = np.maximum(ll_proposal, ll1)
+            new_reached = claim
             done_iter += 3
         else:
-            ll0, theta = problem.em_step(theta)
+            ll0, theta1 = problem.em_step(theta)
+            if source is not None:
+                _redo_lowering_steps(problem, source, claim, theta, ll0, theta1)
+            source, claim, theta = theta, ll0, theta1
             new_reached = ll0
             done_iter += 1
         n_iter[active] = done_iter
@@ -628,19 +645,60 @@ def run_em(problem, theta, *, max_iter, tol, accelerate=True, n_protected=0):
         if leaving.any() or done_iter >= max_iter:
             leaving = leaving | (done_iter >= max_iter)
             gone, index = active[leaving], np.flatnonzero(leaving)
-            problem.put(result, gone, problem.take(theta, index))
-            problem.put(final_reached, gone, problem.take(reached, index))
+            # The last step is checked here, as the next E step would have.
+            done = problem.select(index)
+            end = problem.take(theta, index)
+            ll_end = done.log_likelihood(end)
+            _redo_lowering_steps(
+                done,
+                problem.take(source, index),
+                problem.take(claim, index),
+                end,
+                ll_end,
+            )
+            problem.put(result, gone, end)
+            problem.put(final_reached, gone, ll_end)
             problem.put(final_converged, gone, problem.take(converged, index))
             staying = np.flatnonzero(~leaving)
             active = active[staying]
             theta = problem.take(theta, staying)
-            reached, step_max, converged = (
-                problem.take(x, staying) for x in (reached, step_max, converged)
+            reached, step_max, converged, claim = (
+                problem.take(x, staying) for x in (reached, step_max, converged, claim)
             )
+            source = problem.take(source, staying)
             if last_gain is not None:
                 last_gain = problem.take(last_gain, staying)
             problem = problem.select(staying)
     return result, final_reached, n_iter, final_converged
+
+
+def _redo_lowering_steps(problem, source, claim, theta, ll, theta_next=None):
+    """Redo, with alpha solved exactly, the EM steps that lowered the
+    log-likelihood.
+
+    ``theta`` came from ``source`` (log-likelihood ``claim``) by one EM step,
+    and ``ll`` is its log-likelihood; ``theta_next``, if given, is the step
+    from it. The
+    M step takes one Newton step for alpha, which can overshoot the root of
+    its score and then lower the likelihood (about once in 10,000 steps of a
+    bootstrap, from far starts more often). Where it did, the step is redone
+    with alpha solved to convergence, an exact M step, which cannot lower the
+    likelihood; ``theta``, ``ll`` and ``theta_next`` are updated in place.
+    """
+    round_off = _ROUND_OFF * np.maximum(np.abs(claim), 1.0)
+    lower = np.flatnonzero(problem.per_batch(ll < claim - round_off))
+    if not lower.size:
+        return
+    exact = copy.copy(problem.select(lower))
+    exact.newton_steps = _EXACT_NEWTON_STEPS
+    redone = exact.em_step(problem.take(source, lower))[1]
+    if theta_next is None:
+        ll_redone = problem.select(lower).log_likelihood(redone)
+    else:
+        ll_redone, next_redone = problem.select(lower).em_step(redone)
+        problem.put(theta_next, lower, next_redone)
+    problem.put(theta, lower, redone)
+    problem.put(ll, lower, ll_redone)
 
 
 def _outpaced(problem, theta, reached, last_gain):

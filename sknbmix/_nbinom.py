@@ -36,6 +36,12 @@ _DIFFERENCE_PAIR = np.array([1.0, np.exp(_DIFFERENCE_STEP)])
 # Above this alpha, gammaln(x + alpha) - gammaln(alpha) loses digits to
 # cancellation; a Stirling difference is used instead.
 _STIRLING_ALPHA = 1e4
+# Above this alpha digamma differences come from the series, whose first
+# omitted term is below 1 / (252 alpha^6), 4e-21: the direct difference,
+# accurate to eps * log(alpha) only, would leave the score for alpha, a
+# small difference of such sums near the Poisson limit, too noisy for the
+# finite-difference slope of Newton's method.
+_SERIES_ALPHA = 1e3
 
 
 def _clip(x, low, high):
@@ -64,7 +70,7 @@ def log_rising_factorial(x, alpha, feature=None):
     """
     direct, alpha_x = _difference(gammaln, x, alpha, feature)
     if alpha.max() > _STIRLING_ALPHA:
-        _patch_large_alpha(direct, x, alpha_x, _stirling_difference)
+        _patch_large_alpha(direct, x, alpha_x, _stirling_difference, _STIRLING_ALPHA)
     return direct
 
 
@@ -79,8 +85,10 @@ def digamma_difference(x, alpha, feature=None):
     series of digamma is differenced term by term instead.
     """
     direct, alpha_x = _difference(digamma, x, alpha, feature)
-    if alpha.max() > _STIRLING_ALPHA:
-        _patch_large_alpha(direct, x, alpha_x, _digamma_series_difference)
+    if alpha.max() > _SERIES_ALPHA:
+        _patch_large_alpha(
+            direct, x, alpha_x, _digamma_series_difference, _SERIES_ALPHA
+        )
     return direct
 
 
@@ -107,16 +115,23 @@ def _stirling_difference(x, a):
 
 
 def _digamma_series_difference(x, a):
-    # digamma(z) = log z - 1/(2z) - 1/(12 z^2) + O(z^-4), differenced exactly.
+    # digamma(z) = log z - 1/(2z) - 1/(12 z^2) + 1/(120 z^4) + O(z^-6),
+    # differenced term by term so that nothing cancels.
     z = a + x
-    return np.log1p(x / a) + x / (2.0 * a * z) + x * (a + z) / (12.0 * (a * z) ** 2)
+    az = a * z
+    return (
+        np.log1p(x / a)
+        + x / (2.0 * az)
+        + x * (a + z) / (12.0 * az**2)
+        - x * (a + z) * (a * a + z * z) / (120.0 * az**4)
+    )
 
 
-def _patch_large_alpha(direct, x, alpha_x, series):
+def _patch_large_alpha(direct, x, alpha_x, series, threshold):
     """Overwrite the elements of ``direct`` whose alpha is above
-    ``_STIRLING_ALPHA`` with ``series(x, alpha)``, element by element (in a
-    stack of many problems, few have such an alpha)."""
-    large = np.flatnonzero(alpha_x > _STIRLING_ALPHA)
+    ``threshold`` with ``series(x, alpha)``, element by element (in a stack
+    of many problems, few have such an alpha)."""
+    large = np.flatnonzero(alpha_x > threshold)
     if not large.size:
         return
     x = np.asarray(x, dtype=float)
@@ -181,7 +196,6 @@ def solve_alpha(table, mass, total, mean, alpha, *, max_iter=50):
     -------
     alpha : ndarray of shape (..., n_components, n_features)
     """
-    values = table.values
     second_moment = table.feature_sum(mass * table.values_squared) / total
     excess = second_moment - mean * (mean + 1.0)
     poisson = excess <= mean * 1e-12
@@ -201,9 +215,7 @@ def solve_alpha(table, mass, total, mean, alpha, *, max_iter=50):
         # digamma call as the score: scipy's polygamma(1, .) costs as much as
         # twenty digamma calls, and the root does not depend on the slope.
         a = np.multiply.outer(_DIFFERENCE_PAIR, np.exp(log_a))
-        score = table.feature_sum(
-            mass * digamma_difference(values, a, table.feature)
-        ) - total * np.log1p(mean / a)
+        score = _alpha_score(table, mass, total, mean, a)
         slope = (score[1] - score[0]) / _DIFFERENCE_STEP
         # A maximum has a falling score; elsewhere move uphill by one e-fold.
         falling = slope < 0
@@ -214,3 +226,10 @@ def solve_alpha(table, mass, total, mean, alpha, *, max_iter=50):
         if iteration + 1 < max_iter and np.abs(newton).max() < 1e-10:
             break
     return np.exp(log_a)
+
+
+def _alpha_score(table, mass, total, mean, alpha):
+    """The profile score for ``alpha`` (see :func:`solve_alpha`)."""
+    return table.feature_sum(
+        mass * digamma_difference(table.values, alpha, table.feature)
+    ) - total * np.log1p(mean / alpha)
