@@ -107,7 +107,9 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         Controls the random splits and responsibilities of initialisations,
         and :meth:`sample`. With the default ``init_params`` and ``n_init=1``
         no randomness is used. Pass an int for reproducible results across
-        multiple function calls. See :term:`Glossary <random_state>`.
+        multiple function calls. None seeds a generator of its own from the
+        operating system: unlike scikit-learn's convention, numpy's global
+        random state is never drawn from. See :term:`Glossary <random_state>`.
 
     warm_start : bool, default=False
         If True, the solution of the last fit is the start of the next call
@@ -333,7 +335,7 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         problem = MixtureProblem(build_count_table(X), self.shared_weights)
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         n_init = self.n_init if do_init else 1
-        random_state = check_random_state(self.random_state)
+        random_state = _check_random_state(self.random_state)
         tol = self.tol * X.shape[0]
 
         # All starts are made here, in order, so that random initialisations
@@ -861,7 +863,7 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
                 f"Invalid value for 'n_samples': {n_samples!r}. The sampling "
                 "requires at least one sample."
             )
-        return self._draw(check_random_state(self.random_state), n_samples)
+        return self._draw(_check_random_state(self.random_state), n_samples)
 
     def _draw(self, rng, n_samples):
         """Draw ``(X, y)`` with ``rng``, a RandomState or a Generator."""
@@ -1052,3 +1054,12 @@ def _repeats_earlier(log_alpha, log_b, axis):
     earlier = np.tril(np.ones((n_components, n_components), dtype=bool), k=-1)
     repeats = ((gap < _COINCIDE) & earlier).any(axis=-1)
     return repeats if axis is None else np.moveaxis(repeats, -2, -1)
+
+
+def _check_random_state(seed):
+    """:func:`sklearn.utils.check_random_state`, except that None gives a
+    generator of its own, seeded from the operating system: a fit never
+    draws from, or moves, numpy's global random state."""
+    if seed is None:
+        return np.random.RandomState(np.random.MT19937(np.random.SeedSequence()))
+    return check_random_state(seed)

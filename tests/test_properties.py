@@ -569,12 +569,10 @@ def test_fit_is_deterministic_for_a_fixed_random_state(
 
 @st.composite
 def random_state_settings(draw):
-    """Estimator settings for the global-state test: with random_state=None
-    only those that ask for no randomness (with None, scikit-learn's
-    convention is to draw from numpy's global RandomState)."""
+    """Estimator settings for the global-state test, random ones included.
+    With random_state=None scikit-learn's convention is to draw from numpy's
+    global RandomState; sknbmix draws from a generator of its own."""
     random_state = draw(st.none() | st.integers(0, 2**32 - 1))
-    if random_state is None:
-        return {"random_state": None}
     return {
         "random_state": random_state,
         "init_params": draw(st.sampled_from(["quantile", "random", "kmeans"])),
@@ -620,8 +618,7 @@ def test_global_random_state_is_left_alone(
     model.predict(X)
     model.predict_proba(X)
     model.score_samples(X)
-    if estimator_settings["random_state"] is not None:
-        model.sample(5)
+    model.sample(5)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
