@@ -6,6 +6,7 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from joblib import effective_n_jobs
 from sklearn.base import BaseEstimator, DensityMixin, _fit_context
 from sklearn.cluster import KMeans
@@ -51,6 +52,8 @@ _LOG_COLLAPSED = np.log(1e-4)
 # include this many random soft splits of the samples.
 _RANDOM_MIN_FEATURES = 10
 _N_RANDOM_STARTS = 3
+# Seeds the weights of the canonical order of samples (see _canonical_order).
+_ORDER_SEED = 20141120
 
 
 class NegBinomMixture(DensityMixin, BaseEstimator):
@@ -332,6 +335,21 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
                 "Expected n_samples >= n_components but got "
                 f"n_components = {self.n_components}, n_samples = {X.shape[0]}"
             )
+        order = features = None
+        if self.shared_weights and X.shape[1] > 1:
+            # Sums over samples and features round differently in another
+            # order, which can tip EM towards another local maximum: the fit
+            # sees features and samples in an order set by their counts alone.
+            features = _canonical_feature_order(X)
+            X = X[:, features]
+            order = _canonical_order(X)
+            X = X[order]
+            if sp.issparse(X):
+                # Indexing leaves each row's columns unsorted; a row sums
+                # its features in column order, as a dense one does.
+                X.sort_indices()
+            if extra_starts is not None:
+                extra_starts = _take_features(extra_starts, features)
         problem = MixtureProblem(build_count_table(X), self.shared_weights)
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         n_init = self.n_init if do_init else 1
@@ -345,7 +363,7 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
             starts = (
                 self._initial_starts(problem, X, init, random_state)
                 if do_init
-                else self._get_theta()
+                else _take_features(self._get_theta(), features)
             )
             if extra_starts is not None:
                 starts = Theta(
@@ -389,6 +407,8 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
                     np.where(better, converged, best[3]),
                 )
         theta, _, n_iter, converged = best
+        if features is not None:
+            theta = _take_features(theta, np.argsort(features))
         self.converged_ = bool(np.all(converged))
         if not self.converged_ and self.max_iter > 0:
             warnings.warn(
@@ -404,13 +424,17 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         # The labels come from a final E step at the fitted parameters, so
         # that fit_predict(X) is consistent with fit(X).predict(X); fit alone
         # needs the log-likelihood only.
+        fitted = _take_features(self._get_theta(), features)
         if not labels:
-            log_likelihood = problem.log_likelihood(self._get_theta()).sum()
+            log_likelihood = problem.log_likelihood(fitted).sum()
             self.lower_bound_ = float(log_likelihood) / X.shape[0]
             return None
-        log_prob, resp = problem.cell_log_prob(self._get_theta())
+        log_prob, resp = problem.cell_log_prob(fitted)
         self.lower_bound_ = float(log_prob.mean())
-        return resp.argmax(axis=-1)
+        labels = resp.argmax(axis=-1)
+        if order is not None:
+            labels[order] = labels.copy()
+        return labels
 
     def _has_random_starts(self, problem, X):
         """Whether the default starts include random soft splits."""
@@ -1054,6 +1078,40 @@ def _repeats_earlier(log_alpha, log_b, axis):
     earlier = np.tril(np.ones((n_components, n_components), dtype=bool), k=-1)
     repeats = ((gap < _COINCIDE) & earlier).any(axis=-1)
     return repeats if axis is None else np.moveaxis(repeats, -2, -1)
+
+
+def _canonical_order(X):
+    """An order of the rows of X that depends on their contents alone.
+
+    Rows go by their sum, then by a fixed random weighting of their counts,
+    which rows differing in anything but order tie on only by chance (and
+    equal rows may go in any order). Sums of counts below 2**53 are exact in
+    any order, so the order of the columns matters only where two rows tie
+    on their sum.
+    """
+    weights = np.random.default_rng(_ORDER_SEED).uniform(1.0, 2.0, X.shape[1])
+    total = np.asarray(X.sum(axis=1), dtype=float).ravel()
+    weighted = np.asarray(X @ weights, dtype=float).ravel()
+    return np.lexsort((weighted, total))
+
+
+def _canonical_feature_order(X):
+    """An order of the columns of X that depends on their counts alone, in
+    any order of the rows: by their sums of x, x**2 and x**3 (exact in any
+    order for integers below 2**53, and nearly so above)."""
+    X = X.astype(np.float64)
+    power = X.power if sp.issparse(X) else X.__pow__
+    sums = [np.asarray(power(k).sum(axis=0)).ravel() for k in (3, 2, 1)]
+    return np.lexsort(sums)
+
+
+def _take_features(theta, features):
+    """``theta`` with its features in the order ``features`` (None: as is)."""
+    if features is None:
+        return theta
+    return theta._replace(
+        log_alpha=theta.log_alpha[..., features], log_b=theta.log_b[..., features]
+    )
 
 
 def _check_random_state(seed):

@@ -20,29 +20,21 @@ seed. Zero-inflation, a constant column and a handful of samples are among
 the drawn cases. ``derandomize=True`` makes every run test the same examples,
 and ``database=None`` keeps hypothesis from writing into the source tree.
 
-How exactly a property holds depends on how a fit sums:
-
-* With one feature, or with ``shared_weights=False``, a fit works on the
-  table of each feature's distinct counts, which does not depend on the order
-  of the samples, and every feature is a problem of its own: permutations
-  change nothing, to the last bit.
-* With shared weights and several features, the E step sums over samples
-  and over features, in their order. Round-off then changes the number of
-  iterations, so two permuted fits agree only to the convergence tolerance,
-  and only in log-likelihood: the parameters of degenerate fits (a component
-  at the Poisson limit or collapsed onto zero, two coinciding components) are
-  not identified at all. Worse, round-off can send EM to another local
-  maximum, so this property fails (``_POISSON_COUNTS``).
-
-Where a property fails because of the library, the failing case is an
-explicit example of a test marked ``xfail(strict=True)``.
+How exactly the permutation properties hold: with one feature, or with
+``shared_weights=False``, a fit works on the table of each feature's
+distinct counts, which does not depend on the order of the samples, and
+every feature is a problem of its own. With shared weights over several
+features the E step sums over samples and features, and round-off in
+another order used to tip EM to another local maximum now and then
+(``_POISSON_COUNTS``); the fit now puts features and samples in an order of
+their counts alone first. Either way permutations change nothing, to the
+last bit.
 """
 
 import random
 import warnings
 
 import numpy as np
-import pytest
 import scipy.sparse as sp
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -150,6 +142,12 @@ def _fit(X, **params):
         return NegBinomMixture(**params).fit(X)
 
 
+def _fit_predict(X, **params):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return NegBinomMixture(**params).fit_predict(X)
+
+
 def _problem(X, shared_weights, **kwargs):
     """The MixtureProblem that ``fit`` builds from X.
 
@@ -213,15 +211,22 @@ _FIRST_TWO_SWAPPED = [1, 0, *range(2, 100)]
     init_params=st.sampled_from(["quantile", "kmeans", "random"]),
     sparse=st.booleans(),
 )
-def test_sample_permutation_does_not_change_a_table_fit(
+@example(
+    case=(_POISSON_COUNTS, _FIRST_TWO_SWAPPED),
+    shared_weights=True,
+    n_components=3,
+    init_params="quantile",
+    sparse=False,
+)
+def test_sample_permutation_does_not_change_the_fit(
     case, shared_weights, n_components, init_params, sparse
 ):
     # One feature, or independent mixtures: the fit sees only each feature's
     # table of distinct counts, the same for any order of the samples (so
-    # are the k-means and random starts, made per distinct count).
+    # are the k-means and random starts, made per distinct count). Shared
+    # weights over several features: the fit puts the samples in an order
+    # of their counts alone first. Either way the same numbers, to the bit.
     X, order = case
-    if shared_weights:
-        X = X[:, :1]
     params = {
         "n_components": n_components,
         "shared_weights": shared_weights,
@@ -236,6 +241,10 @@ def test_sample_permutation_does_not_change_a_table_fit(
     assert_array_equal(
         permuted.predict_proba(_as_input(X[order], sparse)),
         fit.predict_proba(_as_input(X, sparse))[order],
+    )
+    labels = _fit_predict(_as_input(X, sparse), **params)
+    assert_array_equal(
+        _fit_predict(_as_input(X[order], sparse), **params), labels[order]
     )
 
 
@@ -260,31 +269,6 @@ def test_predictions_permute_with_the_samples(
             method(_as_input(X, sparse))[order],
             err_msg=method.__name__,
         )
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="library: with shared weights and several features, the order of "
-    "the samples can change the local maximum a fit ends at (see "
-    "_POISSON_COUNTS)",
-)
-@settings(max_examples=30, **_PROFILE)
-@example(case=(_POISSON_COUNTS, _FIRST_TWO_SWAPPED), n_components=3, sparse=False)
-@given(
-    case=permuted_samples(min_features=2),
-    n_components=st.integers(1, 3),
-    sparse=st.booleans(),
-)
-def test_sample_permutation_shared_weights_reaches_the_same_maximum(
-    case, n_components, sparse
-):
-    X, order = case
-    fit = _fit(_as_input(X, sparse), n_components=n_components)
-    permuted = _fit(_as_input(X[order], sparse), n_components=n_components)
-    # Sums over samples run in sample order, so the parameters agree only
-    # to the convergence tolerance, or not at all where they are not
-    # identified (see the module's Notes): the maximum reached must agree.
-    assert abs(permuted.lower_bound_ - fit.lower_bound_) <= _SAME_MAXIMUM
 
 
 @settings(max_examples=30, **_PROFILE)
@@ -320,23 +304,21 @@ def test_feature_permutation_permutes_independent_mixtures(case, n_components, s
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library: with shared weights, the order of the features can "
-    "change the local maximum a fit ends at (see _POISSON_COUNTS)",
-)
 @settings(max_examples=30, **_PROFILE)
 @example(case=(_POISSON_COUNTS, [1, 0, 2]), n_components=3, sparse=False)
 @given(case=permuted_features(), n_components=st.integers(1, 3), sparse=st.booleans())
-def test_feature_permutation_shared_weights_reaches_the_same_maximum(
-    case, n_components, sparse
-):
+def test_feature_permutation_permutes_a_shared_weights_fit(case, n_components, sparse):
+    # The fit puts the features in an order of their counts alone first, so
+    # it computes the same numbers, to the bit, in another place.
     X, order = case
     fit = _fit(_as_input(X, sparse), n_components=n_components)
     permuted = _fit(_as_input(X[:, order], sparse), n_components=n_components)
-    # Sums over features run in feature order: as for samples, only the
-    # maximum reached can be compared.
-    assert abs(permuted.lower_bound_ - fit.lower_bound_) <= _SAME_MAXIMUM
+    assert_array_equal(permuted.weights_, fit.weights_)
+    for name in ("alpha_", "b_", "means_"):
+        assert_array_equal(
+            getattr(permuted, name), getattr(fit, name)[:, order], err_msg=name
+        )
+    assert permuted.lower_bound_ == fit.lower_bound_
 
 
 # -- EM is monotone -------------------------------------------------------------------
