@@ -41,7 +41,7 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/bench_starts.py
 
 # The statistical validity study (validation/README.md): bootstrap coverage
-# and parameter recovery, about an hour on two cores.
+# and parameter recovery, about 50 minutes of processor time.
 validation: $(VENV)/.installed-test
 	$(BIN)/python validation/coverage.py
 	$(BIN)/python validation/recovery.py

@@ -1,0 +1,139 @@
+"""The statistical validity study of validation/ runs: each script's --quick
+mode, in a fresh interpreter, writes a table of the expected shape and sane
+values. The full study is ``make validation``; its results are in
+validation/README.md."""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sknbmix._bootstrap import CI_METHODS, PARAMETERS
+
+pd = pytest.importorskip("pandas")
+
+VALIDATION = Path(__file__).resolve().parents[1] / "validation"
+
+
+def _load(name):
+    """Import a script of validation/ as a module, for its summaries (with
+    validation/ on the path, as when it runs, for its shared _tables)."""
+    if str(VALIDATION) not in sys.path:
+        sys.path.append(str(VALIDATION))
+    spec = importlib.util.spec_from_file_location(name, VALIDATION / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run_quick(script, out):
+    done = subprocess.run(
+        [sys.executable, str(VALIDATION / script), "--quick", "--n-jobs", "1"]
+        + ["--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_coverage_quick(tmp_path):
+    out = tmp_path / "coverage.csv"
+    stdout = _run_quick("coverage.py", out)
+    rows = pd.read_csv(out)
+    expected = {
+        "seed",
+        "n_samples",
+        "dataset",
+        "log_likelihood",
+        "restart_gap",
+        "fit_converged",
+        "n_failed",
+        "n_start_disagreements",
+        "ci_method",
+        "parameter",
+        "component",
+        "truth",
+        "estimate",
+        "standard_error",
+        "low",
+        "high",
+        "width",
+        "covered",
+        "miss",
+    }
+    assert set(rows.columns) == expected
+    assert set(rows["ci_method"]) == set(CI_METHODS)
+    assert set(rows["parameter"]) == set(PARAMETERS)
+    # One row per data set, interval method, parameter and component.
+    n_datasets = rows[["n_samples", "dataset"]].drop_duplicates().shape[0]
+    assert len(rows) == n_datasets * len(CI_METHODS) * len(PARAMETERS) * 2
+    assert (rows["low"] <= rows["high"]).all()
+    assert np.allclose(rows["width"], rows["high"] - rows["low"])
+    covered = (rows["low"] <= rows["truth"]) & (rows["truth"] <= rows["high"])
+    assert (rows["covered"] == covered).all()
+    assert set(rows["miss"]) <= {"none", "low", "high"}
+    assert ((rows["miss"] == "none") == rows["covered"]).all()
+    # The truth is the Rex1 fit; the best restart is never far above the
+    # default fit (it includes the default starts).
+    truth = rows[rows["parameter"] == "weights"].groupby("component")["truth"]
+    assert np.allclose(truth.first(), [0.1601, 0.8399], atol=1e-4)
+    assert (rows["restart_gap"] > -1e-3).all()
+    assert (rows["n_failed"] >= 0).all()
+
+    coverage = _load("coverage")
+    summary = coverage.summarize(rows)
+    assert set(summary["ci_method"]) == set(CI_METHODS)
+    assert summary["coverage"].between(0, 1).all()
+    assert (summary["coverage_low"] <= summary["coverage"]).all()
+    assert (summary["coverage"] <= summary["coverage_high"]).all()
+    outcomes = summary["n_covered"] + summary["miss_low"] + summary["miss_high"]
+    assert (outcomes == summary["n_datasets"]).all()
+    for method in CI_METHODS:
+        assert method in stdout
+
+
+def test_recovery_quick(tmp_path):
+    out = tmp_path / "recovery.csv"
+    stdout = _run_quick("recovery.py", out)
+    rows = pd.read_csv(out)
+    assert {
+        "separation",
+        "n_components",
+        "n_genes",
+        "n_samples",
+        "dataset",
+        "converged",
+        "gain_over_truth",
+        "bic_choice",
+        "parameter",
+        "component",
+        "gene",
+        "truth",
+        "estimate",
+    } <= set(rows.columns)
+    assert set(rows["parameter"]) == set(PARAMETERS)
+    assert set(rows["n_components"]) == {2, 3}
+    assert set(rows["n_genes"]) == {1, 4}
+    assert np.isfinite(rows["estimate"]).all() and (rows["estimate"] > 0).all()
+    assert rows["bic_choice"].between(1, rows["n_components"] + 1).all()
+    weights = rows[rows["parameter"] == "weights"].groupby(
+        ["n_components", "n_genes", "dataset"]
+    )["estimate"]
+    assert np.allclose(weights.sum(), 1.0)
+    # The maximum cannot lie below the true parameters' log-likelihood.
+    assert (rows["gain_over_truth"] > -1e-4).all()
+
+    summary = pd.read_csv(tmp_path / "recovery_summary.csv")
+    assert {"bias", "relative_bias", "sd", "relative_median_bias"} <= set(
+        summary.columns
+    )
+    cells = _load("recovery").summarize_cells(rows)
+    assert len(cells) == 4
+    assert cells["bic_rate"].between(0, 1).all()
+    assert (cells["bic_low"] <= cells["bic_rate"]).all()
+    assert "BIC picks K" in stdout
