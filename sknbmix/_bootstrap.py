@@ -360,6 +360,18 @@ def bootstrap(
     --------
     scipy.stats.bootstrap : The general bootstrap this one is shaped after.
 
+    Notes
+    -----
+    On 200 data sets simulated from the Rex1 fit of the built-in data
+    (``validation/README.md`` in the source), the default 95% percentile
+    intervals held the true weights in 95.5% (n=279) and 94.5% (n=2,000) of
+    the data sets and the true means in 93.0-96.5%; ``"bc"`` and
+    ``"log-basic"`` did as well within the precision of 200 data sets.
+    ``"basic"`` intervals put the long right tail of a small component's
+    ``alpha`` and ``b`` on the wrong side and covered them in only 87% at
+    n=279. Where ``poisson_limit_`` of the estimator is set, ``alpha`` and
+    ``b`` are at their cap and so are their intervals.
+
     Examples
     --------
     >>> from sknbmix import NegBinomMixture, bootstrap
