@@ -645,20 +645,26 @@ def run_em(problem, theta, *, max_iter, tol, accelerate=True, n_protected=0):
         if leaving.any() or done_iter >= max_iter:
             leaving = leaving | (done_iter >= max_iter)
             gone, index = active[leaving], np.flatnonzero(leaving)
-            # The last step is checked here, as the next E step would have.
-            done = problem.select(index)
-            end = problem.take(theta, index)
-            ll_end = done.log_likelihood(end)
-            _redo_lowering_steps(
-                done,
-                problem.take(source, index),
-                problem.take(claim, index),
-                end,
-                ll_end,
-            )
-            problem.put(result, gone, end)
-            problem.put(final_reached, gone, ll_end)
+            # A converged problem returns the last point an E step checked
+            # (the step beyond gains less than tol); one stopped by max_iter
+            # returns the last step, checked here as the next E step would.
+            problem.put(result, gone, problem.take(source, index))
+            problem.put(final_reached, gone, problem.take(claim, index))
             problem.put(final_converged, gone, problem.take(converged, index))
+            stopped = index[~problem.per_batch(converged)[index]]
+            if stopped.size:
+                done = problem.select(stopped)
+                end = problem.take(theta, stopped)
+                ll_end = done.log_likelihood(end)
+                _redo_lowering_steps(
+                    done,
+                    problem.take(source, stopped),
+                    problem.take(claim, stopped),
+                    end,
+                    ll_end,
+                )
+                problem.put(result, active[stopped], end)
+                problem.put(final_reached, active[stopped], ll_end)
             staying = np.flatnonzero(~leaving)
             active = active[staying]
             theta = problem.take(theta, staying)
