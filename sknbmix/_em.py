@@ -684,24 +684,25 @@ def _redo_lowering_steps(problem, source, claim, theta, ll, theta_next=None):
 
     ``theta`` came from ``source`` (log-likelihood ``claim``) by one EM step,
     and ``ll`` is its log-likelihood; ``theta_next``, if given, is the step
-    from it. The
-    M step takes one Newton step for alpha, which can overshoot the root of
-    its score and then lower the likelihood (about once in 10,000 steps of a
-    bootstrap, from far starts more often). Where it did, the step is redone
-    with alpha solved to convergence, an exact M step, which cannot lower the
-    likelihood; ``theta``, ``ll`` and ``theta_next`` are updated in place.
+    from it. The M step takes one Newton step for alpha, which can overshoot
+    the root of its score and then lower the likelihood (about once in
+    10,000 steps of a bootstrap, more often from far starts). Where it did,
+    the step is redone with alpha solved to convergence, an exact M step,
+    which cannot lower the likelihood; ``theta``, ``ll`` and ``theta_next``
+    are updated in place.
     """
     round_off = _ROUND_OFF * np.maximum(np.abs(claim), 1.0)
     lower = np.flatnonzero(problem.per_batch(ll < claim - round_off))
     if not lower.size:
         return
-    exact = copy.copy(problem.select(lower))
+    sub = problem.select(lower)
+    exact = copy.copy(sub)
     exact.newton_steps = _EXACT_NEWTON_STEPS
     redone = exact.em_step(problem.take(source, lower))[1]
     if theta_next is None:
-        ll_redone = problem.select(lower).log_likelihood(redone)
+        ll_redone = sub.log_likelihood(redone)
     else:
-        ll_redone, next_redone = problem.select(lower).em_step(redone)
+        ll_redone, next_redone = sub.em_step(redone)
         problem.put(theta_next, lower, next_redone)
     problem.put(theta, lower, redone)
     problem.put(ll, lower, ll_redone)

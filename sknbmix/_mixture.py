@@ -1084,10 +1084,9 @@ def _canonical_order(X):
     """An order of the rows of X that depends on their contents alone.
 
     Rows go by their sum, then by a fixed random weighting of their counts,
-    which rows differing in anything but order tie on only by chance (and
-    equal rows may go in any order). Sums of counts below 2**53 are exact in
-    any order, so the order of the columns matters only where two rows tie
-    on their sum.
+    on which two different rows tie only by chance (equal rows may go in any
+    order: they sum alike). The weights go by column, so the columns must be
+    in an order of their own contents first (:func:`_canonical_feature_order`).
     """
     weights = np.random.default_rng(_ORDER_SEED).uniform(1.0, 2.0, X.shape[1])
     total = np.asarray(X.sum(axis=1), dtype=float).ravel()
