@@ -1098,7 +1098,8 @@ def _canonical_feature_order(X):
     """An order of the columns of X that depends on their counts alone, in
     any order of the rows: by their sums of x, x**2 and x**3 (exact in any
     order for integers below 2**53, and nearly so above)."""
-    X = X.astype(np.float64)
+    # Validated counts are float64 already: no copy of the data for this.
+    X = X.astype(np.float64, copy=False)
     power = X.power if sp.issparse(X) else X.__pow__
     sums = [np.asarray(power(k).sum(axis=0)).ravel() for k in (3, 2, 1)]
     return np.lexsort(sums)
