@@ -13,6 +13,7 @@ reduces over a short last axis far more slowly than over a leading one.
 # SPDX-License-Identifier: BSD-3-Clause
 
 import copy
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -212,17 +213,24 @@ class MixtureProblem:
 
     # -- E step ------------------------------------------------------------
 
-    def _entry_log_prob(self, theta):
-        """Per distinct count: log NB without the ``-alpha log1p(b)`` term."""
+    def _gather(self, per_feature):
+        """A per-feature array (features last) onto the table's entries; with
+        one feature it broadcasts as it is."""
+        if self.table.n_features == 1:
+            return per_feature
+        return per_feature.take(self.table.feature, axis=-1)
+
+    def _entry_log_prob(self, theta, factorial=True):
+        """Per distinct count: log NB without the ``-alpha log1p(b)`` term
+        (and without ``-log(x!)`` unless ``factorial``)."""
         alpha = np.exp(theta.log_alpha)
-        b = np.exp(theta.log_b)
-        log1p_b = np.log1p(b)
-        feature = self.table.feature
-        entry = (
-            log_rising_factorial(self._values, alpha, feature)
-            + self._values * (theta.log_b - log1p_b).take(feature, axis=-1)
-            - self._log_factorial
-        )
+        log1p_b = np.log1p(np.exp(theta.log_b))
+        one_feature = self.table.n_features == 1
+        entry = log_rising_factorial(
+            self._values, alpha, None if one_feature else self.table.feature
+        ) + self._values * self._gather(theta.log_b - log1p_b)
+        if factorial:
+            entry -= self._log_factorial
         return entry, alpha * log1p_b
 
     def e_step(self, theta):
@@ -236,10 +244,13 @@ class MixtureProblem:
         total : ndarray of shape (n_starts, n_components, n_features or 1)
             Responsibility mass per component (and feature).
         """
-        entry, alpha_log1p_b = self._entry_log_prob(theta)
+        # log(x!) is the same in every component: it is added to the
+        # log-likelihood once, not to every entry.
+        entry, alpha_log1p_b = self._entry_log_prob(theta, factorial=False)
+        table = self.table
         if self.per_cell:
             n_starts, n_components, n_entries = entry.shape
-            indicator = self.table.indicator
+            indicator = table.indicator
             # (indicator @ entry.T).T: one row per (start, component), one
             # column per sample. Zero counts all have log-probability
             # -alpha log1p(b): one constant per component over the features.
@@ -249,19 +260,20 @@ class MixtureProblem:
             )
             log_norm, resp = _logsumexp_components(joint)
             log_likelihood = log_norm.sum(axis=2, keepdims=True)
+            log_likelihood -= table.log_factorial_sum.sum()
             total = resp.sum(axis=2, keepdims=True) + _MASS_FLOOR
             mass = _sparse_right_product(
-                resp.reshape(-1, resp.shape[-1]), self.table.indicator_t
+                resp.reshape(-1, resp.shape[-1]), table.indicator_t
             )
             return log_likelihood, mass.reshape(n_starts, n_components, -1), total
-        feature = self.table.feature
-        joint = entry + (theta.log_weights - alpha_log1p_b).take(feature, axis=-1)
+        joint = entry + self._gather(theta.log_weights - alpha_log1p_b)
         log_norm, resp = _logsumexp_components(joint)
-        log_likelihood = self.table.feature_sum(self._multiplicity * log_norm)
+        log_likelihood = table.feature_sum(self._multiplicity * log_norm)
+        log_likelihood -= table.log_factorial_sum
         if self.shared_weights:
             log_likelihood = log_likelihood.sum(axis=2, keepdims=True)
         mass = self._multiplicity * resp
-        total = self.table.feature_sum(mass) + _MASS_FLOOR
+        total = table.feature_sum(mass) + _MASS_FLOOR
         return log_likelihood, mass, total
 
     def log_likelihood(self, theta):
@@ -430,6 +442,7 @@ def initial_responsibilities(problem, X, cuts):
     return quantile_responsibilities(lower, upper, cuts)
 
 
+@functools.lru_cache
 def default_cuts(n_components, layered=False):
     """Deterministic quantile levels of the default screen of starts.
 
@@ -456,7 +469,10 @@ def default_cuts(n_components, layered=False):
     # Many components make some of these coincide: keep the first of each.
     cuts = np.array(cuts)
     _, first = np.unique(cuts.round(12), axis=0, return_index=True)
-    return cuts[np.sort(first)]
+    # Cached (np.unique is slow for the milliseconds of a fit): read-only.
+    cuts = cuts[np.sort(first)]
+    cuts.flags.writeable = False
+    return cuts
 
 
 def random_cuts(n_starts, n_components, random_state):

@@ -35,8 +35,12 @@ _MAX_CUTS = 8
 # Relative to the largest, a negative curvature of -H beyond this is a real
 # saddle direction, not rounding noise of the finite-difference Hessian.
 _SADDLE_CURVATURE = 1e-6
-# Beyond this alpha (1e5) the likelihood is flat in alpha: the Poisson limit.
-_LOG_ALPHA_FLAT = np.log(1e3)
+# Beyond this alpha (1e2) a rising likelihood may be flat in alpha all the
+# way to the Poisson limit: a jump to the cap is tried (and kept only if it
+# gains). Newton's quadratic model cannot see such a gain: a component with a
+# mean of 0.01 gained 1e-6 between alpha 442 and the cap, past a decrement
+# below tol.
+_LOG_ALPHA_FLAT = np.log(1e2)
 # A component whose mean falls below this (1e-4) and keeps falling is
 # becoming a point mass at zero (zero inflation): its mean goes to the floor
 # of the EM in one jump.
