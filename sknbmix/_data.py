@@ -18,10 +18,6 @@ from sklearn.utils.validation import validate_data
 
 # Floating point holds every integer up to 2**53 exactly, and no further.
 _MAX_COUNT = 2.0**53
-# The grid 0, 1, ..., max - 1 of each feature replaces digamma in the score for
-# alpha while it has at most this many points per distinct count: a point
-# costs about a fifth of a distinct count's two digamma evaluations.
-_GRID_RATIO = 4
 
 
 def _check_counts(X, estimator_name="NegBinomMixture"):
@@ -209,12 +205,6 @@ class CountTable:
     def n_entries(self):
         return self.values.shape[0]
 
-    @functools.cached_property
-    def grid(self):
-        """The :class:`CountGrid` of the table, or None where it would be
-        longer than ``_GRID_RATIO`` points per distinct count."""
-        return CountGrid.from_table(self)
-
     def feature_table(self, feature):
         """The table of one feature alone."""
         table = self.take_features(np.array([feature]))
@@ -261,161 +251,6 @@ class CountTable:
         """``sum log(x!)`` over the samples, per feature: the part of the
         log-likelihood that no parameter changes."""
         return self.feature_sum(self.multiplicity * self.log_factorial)
-
-
-@dataclass
-class CountGrid:
-    """The integers below each feature's largest count, for sums over counts.
-
-    For integer ``x``, ``digamma(x + a) - digamma(a) = sum_{j < x} 1 / (a +
-    j)``, so a sum over the distinct counts weighted by ``mass`` is a sum over
-    ``j`` weighted by the tail mass ``T_j``, the mass of the counts above
-    ``j``::
-
-        sum_x mass_x [digamma(x + a) - digamma(a)] = sum_j T_j / (a + j)
-
-    and its derivative in ``a`` is ``-sum_j T_j / (a + j)**2``, exactly: a
-    division per point instead of digamma, and Newton's method for ``alpha``
-    gets its exact slope for free. A feature is on the grid when its largest
-    count is at most ``_GRID_RATIO`` times its number of distinct counts;
-    the others (a few huge counts) keep digamma.
-
-    Everything is computed per feature, so that a feature gets the same
-    sums, to the last bit, wherever it sits in a table (a stack of starts or
-    replicates, a block of a parallel fit): tail masses are cumulative sums
-    along rows of a padded layout, one row per feature, never across
-    features.
-
-    Attributes
-    ----------
-    j : ndarray of shape (n_points,)
-        The points: 0, 1, ..., max - 1 for each feature on the grid in turn.
-    feature : ndarray of shape (n_points,)
-        The feature of each point.
-    layouts : list of (ndarray, ndarray, ndarray, int)
-        Per class of features of similar length (all, or those with a number
-        of entries up to the same power of two): the entry at each place of
-        rows of that width, one row per feature with its entries last to
-        first after zeros (``n_entries``, where a zero is appended), the
-        points of the class, the place each point reads its tail mass from,
-        and the width.
-    off_grid : CountTable or None
-        The features not on the grid, with ``off_features`` and
-        ``off_entries`` their features and entries in this table.
-    n_features : int
-    with_points, starts : ndarray of shape (n_with_points,)
-        The features that have points, and the first point of each.
-    """
-
-    j: np.ndarray
-    feature: np.ndarray
-    layouts: list
-    off_grid: "CountTable | None"
-    off_features: np.ndarray
-    off_entries: np.ndarray
-    n_features: int
-    with_points: np.ndarray
-    starts: np.ndarray
-
-    @classmethod
-    def from_table(cls, table):
-        """The grid of ``table``, or None if no feature is on it."""
-        values, n_entries = table.values, table.n_entries
-        ends = np.append(table.starts[1:], n_entries)
-        widths = ends - table.starts
-        on_grid = values[ends - 1] <= _GRID_RATIO * widths
-        if not on_grid.any():
-            return None
-        # Entry e of a feature on the grid (not its first, the zero) is the
-        # first count above the points from the previous count up to its own
-        # count - 1.
-        later = on_grid[table.feature]
-        later[table.starts] = False
-        later = np.flatnonzero(later)
-        low = values[later - 1].astype(np.intp)
-        gaps = values[later].astype(np.intp) - low
-        entry = np.repeat(later, gaps)
-        run_start = np.cumsum(gaps) - gaps
-        j = np.arange(entry.size) - np.repeat(run_start - low, gaps)
-        feature = table.feature[entry]
-        lengths = np.bincount(feature, minlength=table.n_features)
-        with_points = np.flatnonzero(lengths)
-        # One row width for all, unless padding would more than double the
-        # layout: then a width per power of two.
-        if not with_points.size:
-            width_class = np.zeros(table.n_features, dtype=int)
-        elif (
-            widths[with_points].max() * with_points.size
-            <= 2 * widths[with_points].sum()
-        ):
-            width_class = np.zeros(table.n_features, dtype=int)
-            width_class[with_points] = np.ceil(np.log2(widths[with_points].max()))
-        else:
-            width_class = np.ceil(np.log2(np.maximum(widths, 1))).astype(int)
-        layouts = []
-        for size in np.unique(width_class[with_points]):
-            rows = with_points[width_class[with_points] == size]
-            width = widths[rows].max()
-            # Each row holds its feature's entries last to first, after
-            # zeros: a cumulative sum along it is the tail mass.
-            back = width - 1 - np.arange(width)
-            padded = np.where(
-                back < widths[rows, None], table.starts[rows, None] + back, n_entries
-            ).ravel()
-            row_of = np.zeros(table.n_features, dtype=np.intp)
-            row_of[rows] = np.arange(rows.size)
-            points = np.flatnonzero(np.isin(feature, rows))
-            source = (
-                (row_of[feature[points]] + 1) * width
-                - 1
-                - (entry[points] - table.starts[feature[points]])
-            )
-            layouts.append((padded, points, source, width))
-        off_features = np.flatnonzero(~on_grid)
-        off_grid = table.take_features(off_features) if off_features.size else None
-        off_entries = np.flatnonzero(~on_grid[table.feature])
-        return cls(
-            j=j.astype(np.float64),
-            feature=feature,
-            layouts=layouts,
-            off_grid=off_grid,
-            off_features=off_features,
-            off_entries=off_entries,
-            n_features=table.n_features,
-            with_points=with_points,
-            starts=(np.cumsum(lengths) - lengths)[with_points],
-        )
-
-    def tail_mass(self, mass):
-        """``T_j`` for each point, from the mass at each entry (last axis)."""
-        lead = mass.shape[:-1]
-        if not self.layouts:
-            return np.zeros(lead + (0,))
-        mass = np.concatenate([mass, np.zeros(lead + (1,))], axis=-1)
-        if len(self.layouts) == 1:
-            padded, _, source, width = self.layouts[0]
-            return _row_tails(mass[..., padded], lead, width)[..., source]
-        tail = np.empty(lead + (self.j.size,))
-        for padded, points, source, width in self.layouts:
-            rows = _row_tails(mass[..., padded], lead, width)
-            tail[..., points] = rows[..., source]
-        return tail
-
-    def feature_sum(self, per_point):
-        """Sum ``per_point`` (points on the last axis) within each feature."""
-        out = np.zeros(per_point.shape[:-1] + (self.n_features,))
-        # reduceat reads an empty segment as one element: fill only the rest.
-        if self.starts.size:
-            out[..., self.with_points] = np.add.reduceat(
-                per_point, self.starts, axis=-1
-            )
-        return out
-
-
-def _row_tails(padded_mass, lead, width):
-    """Cumulative sums along the rows of a padded layout, flattened."""
-    rows = padded_mass.reshape(lead + (-1, width))
-    return np.cumsum(rows, axis=-1).reshape(lead + (-1,))
 
 
 def build_count_table(X):

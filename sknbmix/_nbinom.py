@@ -135,6 +135,7 @@ def _patch_large_alpha(direct, x, alpha_x, series, threshold):
     if not large.size:
         return
     if alpha_x.shape != direct.shape:
+        # One alpha per (start, component) broadcast over the counts.
         alpha_x = np.broadcast_to(alpha_x, direct.shape)
         large = np.flatnonzero(alpha_x > threshold)
     x = np.asarray(x, dtype=float)
@@ -213,13 +214,16 @@ def solve_alpha(table, mass, total, mean, alpha, *, max_iter=50):
     log_a[poisson] = _LOG_ALPHA_MAX
     if poisson.all():
         return np.exp(log_a)
-    grid = table.grid
-    tail = None if grid is None else grid.tail_mass(mass)
     for iteration in range(max_iter):
-        score, slope = _alpha_score(table, grid, mass, tail, total, mean, log_a)
+        # The slope comes from a forward difference in log a, in the same
+        # digamma call as the score: scipy's polygamma(1, .) costs as much as
+        # twenty digamma calls, and the root does not depend on the slope.
+        a = np.multiply.outer(_DIFFERENCE_PAIR, np.exp(log_a))
+        score = _alpha_score(table, mass, total, mean, a)
+        slope = (score[1] - score[0]) / _DIFFERENCE_STEP
         # A maximum has a falling score; elsewhere move uphill by one e-fold.
         falling = slope < 0
-        newton = np.divide(-score, slope, out=np.sign(score), where=falling)
+        newton = np.divide(-score[0], slope, out=np.sign(score[0]), where=falling)
         newton = _clip(newton, -1.0, 1.0)
         newton[poisson] = 0.0
         log_a = _clip(log_a + newton, _LOG_ALPHA_MIN, _LOG_ALPHA_MAX)
@@ -228,42 +232,8 @@ def solve_alpha(table, mass, total, mean, alpha, *, max_iter=50):
     return np.exp(log_a)
 
 
-def _alpha_score(table, grid, mass, tail, total, mean, log_alpha):
-    """The profile score for ``alpha`` (see :func:`solve_alpha`) and its
-    derivative in ``log alpha``.
-
-    Its sum over counts comes from the table's grid (see
-    :class:`~sknbmix._data.CountGrid`), exactly with its derivative, for the
-    features on it, and from digamma for the rest, with the derivative of
-    that sum from a forward difference in ``log alpha`` evaluated in the same
-    digamma call: scipy's ``polygamma(1, .)`` costs as much as twenty digamma
-    calls, and the root does not depend on the slope.
-    """
-    alpha = np.exp(log_alpha)
-    if grid is None:
-        count_sum, count_slope = _digamma_sums(table, mass, alpha)
-    else:
-        at_points = alpha if grid.n_features == 1 else alpha.take(grid.feature, axis=-1)
-        reciprocal = 1.0 / (at_points + grid.j)
-        weighted = tail * reciprocal
-        count_sum = grid.feature_sum(weighted)
-        count_slope = -alpha * grid.feature_sum(weighted * reciprocal)
-        if grid.off_grid is not None:
-            off = grid.off_features
-            off_sum, off_slope = _digamma_sums(
-                grid.off_grid, mass[..., grid.off_entries], alpha[..., off]
-            )
-            count_sum[..., off] = off_sum
-            count_slope[..., off] = off_slope
-    score = count_sum - total * np.log1p(mean / alpha)
-    return score, count_slope + total * mean / (alpha + mean)
-
-
-def _digamma_sums(table, mass, alpha):
-    """``sum mass [digamma(x + alpha) - digamma(alpha)]`` per feature, and
-    its forward-difference derivative in ``log alpha``."""
-    pair = np.multiply.outer(_DIFFERENCE_PAIR, alpha)
-    sums = table.feature_sum(
-        mass * digamma_difference(table.values, pair, table.feature)
-    )
-    return sums[0], (sums[1] - sums[0]) / _DIFFERENCE_STEP
+def _alpha_score(table, mass, total, mean, alpha):
+    """The profile score for ``alpha`` (see :func:`solve_alpha`)."""
+    return table.feature_sum(
+        mass * digamma_difference(table.values, alpha, table.feature)
+    ) - total * np.log1p(mean / alpha)

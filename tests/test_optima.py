@@ -328,3 +328,29 @@ def test_score_samples_and_predict_proba_match_scipy(
         )
         np.testing.assert_array_equal(est.predict(X), proba.argmax(axis=-1))
         assert est.score(X) == pytest.approx(scores.mean(), rel=1e-12)
+
+
+def test_newton_jumps_a_flat_alpha_to_the_poisson_cap():
+    # A gene of the screen in test_scale (567 zeros, 27 ones, 5 twos, one 3):
+    # both components are Poisson at the optimum, but from alpha = 442 the
+    # likelihood rises by only 1.1e-6 all the way to the cap, and Newton's
+    # decrement there is below tol. The jump to the cap must be tried.
+    from sknbmix._data import build_count_table
+    from sknbmix._em import MixtureProblem, Theta
+    from sknbmix._newton import newton_maximise
+
+    counts = np.repeat([0.0, 1.0, 2.0, 3.0], [567, 27, 5, 1])[:, None]
+    problem = MixtureProblem(build_count_table(counts), shared_weights=True)
+    stalled = Theta(
+        np.log([[[0.87390564], [0.12609436]]]),
+        np.log([[[442.465912], [1e8]]]),
+        np.log([[[2.15820397e-05], [4.62522380e-09]]]),
+    )
+    theta, reached, _, converged = newton_maximise(
+        problem, stalled, max_iter=50, tol=1e-9 * counts.shape[0]
+    )
+    assert converged.all()
+    best = NegBinomMixture(2, tol=1e-14).fit(counts)
+    assert reached[0, 0, 0] == pytest.approx(best.score(counts) * 600, abs=1e-8)
+    assert reached[0, 0, 0] - problem.log_likelihood(stalled)[0, 0, 0] > 1e-6
+    assert np.exp(theta.log_alpha).min() > 1e7
