@@ -364,7 +364,7 @@ class MixtureProblem:
             )
             log_norm, resp = _logsumexp_components(joint[None])
             return log_norm[0, 0], resp[0].T if responsibilities else None
-        joint = entry + (theta.log_weights - alpha_log1p_b).take(table.feature, axis=-1)
+        joint = entry + self._gather(theta.log_weights - alpha_log1p_b)
         log_norm, resp = _logsumexp_components(joint)
         log_norm = log_norm[0, 0]
         # Every sample has each feature's zero-count log-probability, replaced
