@@ -24,13 +24,13 @@ demo: $(VENV)/.installed-demo
 	$(BIN)/python -m sknbmix demo
 
 test: $(VENV)/.installed-test
-	$(BIN)/ruff check sknbmix tests benchmarks examples validation
-	$(BIN)/ruff format --check sknbmix tests benchmarks examples validation
+	$(BIN)/ruff check conftest.py sknbmix tests benchmarks examples validation
+	$(BIN)/ruff format --check conftest.py sknbmix tests benchmarks examples validation
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check sknbmix tests benchmarks examples validation
-	$(BIN)/ruff format --check sknbmix tests benchmarks examples validation
+	$(BIN)/ruff check conftest.py sknbmix tests benchmarks examples validation
+	$(BIN)/ruff format --check conftest.py sknbmix tests benchmarks examples validation
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
@@ -43,7 +43,7 @@ bench: $(VENV)/.installed-test
 # The statistical validity study (validation/README.md): bootstrap coverage
 # and parameter recovery, about 50 minutes of processor time.
 validation: $(VENV)/.installed-test
-	$(BIN)/python validation/coverage.py
+	$(BIN)/python validation/interval_coverage.py
 	$(BIN)/python validation/recovery.py
 
 # Runs the tutorial scripts of examples/ (sphinx-gallery); warnings are errors.

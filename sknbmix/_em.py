@@ -14,6 +14,7 @@ reduces over a short last axis far more slowly than over a leading one.
 
 import copy
 import functools
+import os
 from typing import NamedTuple
 
 import numpy as np
@@ -49,6 +50,28 @@ _ROUND_OFF = 1e-12
 # Newton steps for alpha in an exact M step: each moves at most one e-fold,
 # and these cross its whole range.
 _EXACT_NEWTON_STEPS = 50
+# The compiled EM step (sknbmix._em_numba, the ``fast`` extra): None until
+# first asked for, then the module, or False without numba or with the
+# environment variable SKNBMIX_NUMBA=0.
+_kernels = None
+
+
+def compiled_kernels():
+    """The module of compiled EM steps, or None where numba is not installed
+    or ``SKNBMIX_NUMBA=0`` turns it off."""
+    global _kernels
+    if _kernels is None:
+        _kernels = False
+        if os.environ.get("SKNBMIX_NUMBA", "1") != "0":
+            try:
+                import numba  # noqa: F401
+            except ImportError:
+                pass
+            else:
+                from sknbmix import _em_numba
+
+                _kernels = _em_numba
+    return _kernels or None
 
 
 class Theta(NamedTuple):
@@ -278,7 +301,44 @@ class MixtureProblem:
 
     def log_likelihood(self, theta):
         """Total log-likelihood of each problem (problem-shaped)."""
+        compiled = self._compiled_step(theta, m_step=False)
+        if compiled is not None:
+            return compiled[0]
         return self.e_step(theta)[0]
+
+    def _compiled_step(self, theta, m_step):
+        """:meth:`em_step` (or with ``m_step=False`` its log-likelihood only)
+        by the compiled kernels, or None without them."""
+        kernels = compiled_kernels()
+        if kernels is None:
+            return None
+        table = self.table
+        theta = [np.ascontiguousarray(x, dtype=np.float64) for x in theta]
+        if self.per_cell:
+            indicator = table.indicator
+            out = kernels.cell_em_step(
+                table.values,
+                table.starts,
+                indicator.indptr,
+                indicator.indices,
+                float(table.log_factorial_sum.sum()),
+                *theta,
+                self.newton_steps,
+                m_step,
+                _MASS_FLOOR,
+            )
+        else:
+            out = kernels.table_em_step(
+                table.values,
+                table.multiplicity,
+                table.starts,
+                table.log_factorial_sum,
+                *theta,
+                self.newton_steps,
+                m_step,
+                _MASS_FLOOR,
+            )
+        return out[0], Theta(*out[1:])
 
     # -- M step ------------------------------------------------------------
 
@@ -292,6 +352,21 @@ class MixtureProblem:
         alpha : ndarray or None
             Warm start of the Newton iterations for ``alpha``.
         """
+        kernels = compiled_kernels()
+        if kernels is not None:
+            shape = mass.shape[:2] + (self.table.n_features,)
+            return Theta(
+                *kernels.m_step(
+                    self._values,
+                    self.table.starts,
+                    np.ascontiguousarray(mass),
+                    np.ascontiguousarray(total),
+                    np.full(shape, np.inf)
+                    if alpha is None
+                    else np.ascontiguousarray(np.broadcast_to(alpha, shape)),
+                    self.newton_steps,
+                )
+            )
         # total broadcasts over the features when the weights are shared.
         mean = self.table.feature_sum(mass * self._values) / total
         mean = np.maximum(mean, MEAN_MIN)
@@ -304,6 +379,9 @@ class MixtureProblem:
 
     def em_step(self, theta):
         """One EM iteration: the log-likelihood at ``theta`` and the update."""
+        compiled = self._compiled_step(theta, m_step=True)
+        if compiled is not None:
+            return compiled
         log_likelihood, mass, total = self.e_step(theta)
         return log_likelihood, self.m_step(mass, total, np.exp(theta.log_alpha))
 
@@ -521,6 +599,19 @@ def _extrapolate(problem, theta0, theta1, theta2, step_max):
     capped : ndarray of bool, problem-shaped
         Where the step length was cut to ``step_max``.
     """
+    kernels = compiled_kernels()
+    if kernels is not None:
+        *proposal, capped = kernels.extrapolate(
+            *(
+                tuple(np.ascontiguousarray(x) for x in t)
+                for t in (theta0, theta1, theta2)
+            ),
+            np.ascontiguousarray(problem.per_batch(step_max)),
+            problem.shared_weights,
+            _LOG_ALPHA_BOUNDS,
+            _LOG_B_BOUNDS,
+        )
+        return Theta(*proposal), problem.along_batch(capped)
     r = [t1 - t0 for t0, t1 in zip(theta0, theta1, strict=True)]
     v = [t2 - 2 * t1 + t0 for t0, t1, t2 in zip(theta0, theta1, theta2, strict=True)]
     r_norm2 = sum(problem.problem_sum(x**2) for x in r)
@@ -741,6 +832,26 @@ def _outpaced(problem, theta, reached, last_gain):
     n_slots = start.max() + 1
     if n_slots < 2:
         return np.zeros(reached.shape, dtype=bool)
+    parameters = [
+        (np.moveaxis(x, problem.batch_axis, 0) if problem.batch_axis else x).reshape(
+            n_batch, -1
+        )
+        for x in theta
+    ]
+    kernels = compiled_kernels()
+    if kernels is not None:
+        return problem.along_batch(
+            kernels.outpaced(
+                group,
+                start,
+                np.ascontiguousarray(problem.per_batch(reached)),
+                np.ascontiguousarray(problem.per_batch(last_gain)),
+                tuple(np.ascontiguousarray(x) for x in parameters),
+                _TRAIL_GAINS,
+                _TRAIL_MARGIN,
+                _SAME_BASIN,
+            )
+        )
     # Groups come in ascending order: number them 0, 1, ...
     group = np.concatenate([[0], np.cumsum(group[1:] != group[:-1])])
     # Batch elements laid out as (group, start); absent slots point at
@@ -754,10 +865,8 @@ def _outpaced(problem, theta, reached, last_gain):
     trails = deficit > _TRAIL_GAINS * problem.per_batch(last_gain)[slot] + _TRAIL_MARGIN
     # The largest difference in each of the three kinds of parameter, added.
     distance = 0.0
-    for x in theta:
-        if problem.batch_axis:
-            x = np.moveaxis(x, problem.batch_axis, 0)
-        x = x.reshape(n_batch, -1)[slot]
+    for x in parameters:
+        x = x[slot]
         distance = distance + np.abs(x[:, :, None] - x[:, None, :]).max(axis=-1)
     # j is better than i: higher log-likelihood, ties to the lower start.
     order = np.arange(n_slots)

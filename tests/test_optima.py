@@ -27,14 +27,18 @@ from scipy.stats import nbinom
 from sknbmix import NegBinomMixture
 from sknbmix.datasets import load_singer
 
+# Every test here runs with the compiled EM step (numba, when installed) and
+# with the numpy one.
+pytestmark = pytest.mark.usefixtures("em_backend")
+
 
 @pytest.fixture(scope="module")
-def rex1_fit(rex1):
+def rex1_fit(rex1, em_backend):
     return NegBinomMixture(n_components=2).fit(rex1)
 
 
 @pytest.fixture(scope="module")
-def four_genes_fit(singer):
+def four_genes_fit(singer, em_backend):
     return NegBinomMixture(n_components=2).fit(singer)
 
 

@@ -43,7 +43,7 @@ def _run_quick(script, out):
 
 def test_coverage_quick(tmp_path):
     out = tmp_path / "coverage.csv"
-    stdout = _run_quick("coverage.py", out)
+    stdout = _run_quick("interval_coverage.py", out)
     rows = pd.read_csv(out)
     expected = {
         "seed",
@@ -85,7 +85,7 @@ def test_coverage_quick(tmp_path):
     assert (rows["restart_gap"] > -1e-3).all()
     assert (rows["n_failed"] >= 0).all()
 
-    coverage = _load("coverage")
+    coverage = _load("interval_coverage")
     summary = coverage.summarize(rows)
     assert set(summary["ci_method"]) == set(CI_METHODS)
     assert summary["coverage"].between(0, 1).all()

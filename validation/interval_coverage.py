@@ -2,10 +2,10 @@
 
 Usage::
 
-    python validation/coverage.py [--n-datasets 200] [--n-resamples 1000]
+    python validation/interval_coverage.py [--n-datasets 200] [--n-resamples 1000]
         [--n-sampling 2000] [--sizes 279 2000] [--n-jobs -1] [--seed 0]
         [--out validation/results/coverage.csv] [--quick]
-    python validation/coverage.py --summarize validation/results/coverage.csv
+    python validation/interval_coverage.py --summarize validation/results/coverage.csv
 
 The truth is the two-component fit of Rex1 in the built-in data,
 ``NegBinomMixture(2).fit(load_singer(return_X_y=True)[:, :1])`` (weights

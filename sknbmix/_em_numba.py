@@ -1,0 +1,512 @@
+"""The EM step compiled with numba (the ``fast`` extra).
+
+The same E step and M step as :class:`sknbmix._em.MixtureProblem`, as loops
+over starts, components and distinct counts instead of about sixty numpy
+calls on temporaries: a fit of a few hundred distinct counts is bound by
+numpy's per-call overhead, and a stacked bootstrap by the memory traffic of
+its temporaries. Each problem (a start, or a start and a feature with
+independent weights) is computed alone and in the same order wherever it
+sits in a batch, so stacks and parallel runs give the same bits, as in the
+numpy code.
+
+Two differences from the numpy step, neither of which moves a fixed point of
+EM: ``log Gamma`` is ``math.lgamma`` (the C library's) and ``digamma`` the
+function below, both within a few ulp of scipy's; and where a feature's
+largest count is at most ``_GRID_RATIO`` times its number of distinct counts,
+Newton's step for alpha takes the score and its exact slope from sums over
+the integers below that count (see :func:`_alpha_score`) instead of a
+forward difference of digamma sums.
+"""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+import math
+
+import numpy as np
+from numba import njit
+
+from sknbmix._nbinom import (
+    _SERIES_ALPHA,
+    _STIRLING_ALPHA,
+    ALPHA_MAX,
+    ALPHA_MIN,
+    MEAN_MIN,
+)
+
+_LOG_ALPHA_MIN, _LOG_ALPHA_MAX = math.log(ALPHA_MIN), math.log(ALPHA_MAX)
+# Sums over the integer grid replace digamma while a feature has at most this
+# many grid points per distinct count: a point costs a division, a distinct
+# count two digamma evaluations.
+_GRID_RATIO = 4.0
+_DIFFERENCE_STEP = 1e-6
+# Newton's step for alpha has converged below this (as in solve_alpha).
+_NEWTON_DONE = 1e-10
+
+
+@njit(cache=True)
+def digamma(x):
+    """``digamma(x)`` for ``x > 0``: the recurrence up to 10, then the
+    asymptotic series (first omitted term below 1e-15)."""
+    result = 0.0
+    while x < 10.0:
+        result -= 1.0 / x
+        x += 1.0
+    r2 = 1.0 / (x * x)
+    series = r2 * (
+        1.0 / 12
+        - r2
+        * (
+            1.0 / 120
+            - r2 * (1.0 / 252 - r2 * (1.0 / 240 - r2 * (1.0 / 132 - r2 * 691 / 32760)))
+        )
+    )
+    return result + math.log(x) - 0.5 / x - series
+
+
+@njit(cache=True)
+def _log_rising_factorial(x, alpha, log_gamma_alpha):
+    """``lgamma(x + alpha) - lgamma(alpha)``; Stirling's difference for large
+    alpha, as :func:`sknbmix._nbinom.log_rising_factorial`."""
+    if alpha > _STIRLING_ALPHA:
+        return (
+            (alpha - 0.5) * math.log1p(x / alpha)
+            + x * (math.log(alpha + x) - 1.0)
+            - x / (12.0 * alpha * (alpha + x))
+        )
+    return math.lgamma(x + alpha) - log_gamma_alpha
+
+
+@njit(cache=True)
+def _digamma_sum(values, mass, alpha):
+    """``sum mass [digamma(values + alpha) - digamma(alpha)]``, the series
+    difference for large alpha as :func:`sknbmix._nbinom.digamma_difference`."""
+    at_alpha = digamma(alpha)
+    total = 0.0
+    for e in range(values.size):
+        x = values[e]
+        if x == 0.0:
+            continue
+        if alpha > _SERIES_ALPHA:
+            z = alpha + x
+            az = alpha * z
+            term = (
+                math.log1p(x / alpha)
+                + x / (2.0 * az)
+                + x * (alpha + z) / (12.0 * az**2)
+                - x * (alpha + z) * (alpha * alpha + z * z) / (120.0 * az**4)
+            )
+        else:
+            term = digamma(x + alpha) - at_alpha
+        total += mass[e] * term
+    return total
+
+
+@njit(cache=True)
+def _alpha_score(values, mass, total, mean, log_alpha, grid):
+    """The profile score for alpha (see :func:`sknbmix._nbinom.solve_alpha`)
+    of one component and feature, and its slope in ``log alpha``.
+
+    On the grid, ``sum_x m_x [digamma(x + a) - digamma(a)] = sum_j T_j / (a +
+    j)`` with ``T_j`` the mass above ``j`` (for integer counts), and the
+    slope ``-a sum_j T_j / (a + j)**2`` is exact. Otherwise the slope is a
+    forward difference, as in the numpy code.
+    """
+    alpha = math.exp(log_alpha)
+    if not grid:
+        shifted = math.exp(log_alpha + _DIFFERENCE_STEP)
+        score = _digamma_sum(values, mass, alpha) - total * math.log1p(mean / alpha)
+        later = _digamma_sum(values, mass, shifted) - total * math.log1p(mean / shifted)
+        return score, (later - score) / _DIFFERENCE_STEP
+    score, curvature, tail = 0.0, 0.0, 0.0
+    for e in range(values.size - 1, 0, -1):
+        tail += mass[e]
+        for j in range(int(values[e - 1]), int(values[e])):
+            reciprocal = 1.0 / (alpha + j)
+            score += tail * reciprocal
+            curvature += tail * reciprocal * reciprocal
+    score -= total * math.log1p(mean / alpha)
+    return score, total * mean / (alpha + mean) - alpha * curvature
+
+
+@njit(cache=True)
+def _solve_log_alpha(values, mass, total, mean, second_moment, alpha, max_iter):
+    """``log alpha`` after up to ``max_iter`` safeguarded Newton steps from
+    ``alpha``, as :func:`sknbmix._nbinom.solve_alpha` for one component and
+    feature."""
+    excess = second_moment - mean * (mean + 1.0)
+    if excess <= mean * 1e-12:
+        return _LOG_ALPHA_MAX  # no finite root: the Poisson limit
+    if alpha >= ALPHA_MAX:
+        # Leaving the cap: from the method of moments.
+        alpha = min(max(mean * mean / excess, ALPHA_MIN), ALPHA_MAX)
+    log_alpha = math.log(alpha)
+    grid = values[values.size - 1] <= _GRID_RATIO * values.size
+    for _ in range(max_iter):
+        score, slope = _alpha_score(values, mass, total, mean, log_alpha, grid)
+        if slope < 0.0:
+            step = -score / slope
+        else:
+            step = float(np.sign(score))
+        step = min(max(step, -1.0), 1.0)
+        log_alpha = min(max(log_alpha + step, _LOG_ALPHA_MIN), _LOG_ALPHA_MAX)
+        if abs(step) < _NEWTON_DONE:
+            break
+    return log_alpha
+
+
+@njit(cache=True)
+def _m_step_feature(values, mass, total, alpha, max_iter):
+    """``(log alpha, log b)`` of one component and feature."""
+    first = 0.0
+    second = 0.0
+    for e in range(values.size):
+        first += mass[e] * values[e]
+        second += mass[e] * values[e] * values[e]
+    mean = max(first / total, MEAN_MIN)
+    log_alpha = _solve_log_alpha(
+        values, mass, total, mean, second / total, alpha, max_iter
+    )
+    return log_alpha, math.log(mean) - log_alpha
+
+
+@njit(cache=True)
+def table_em_step(
+    values,
+    multiplicity,
+    starts,
+    log_factorial_sum,
+    log_weights,
+    log_alpha,
+    log_b,
+    newton_steps,
+    m_step,
+    mass_floor,
+):
+    """EM step of table-form problems (one feature, or independent features).
+
+    Parameters
+    ----------
+    values, multiplicity : ndarray of shape (n_entries,)
+    starts : ndarray of int of shape (n_features,)
+    log_factorial_sum : ndarray of shape (n_features,)
+    log_weights : ndarray of shape (n_starts, n_components, 1 or n_features)
+    log_alpha, log_b : ndarray of shape (n_starts, n_components, n_features)
+    newton_steps : int
+    m_step : bool
+        Whether to compute the update (else only the log-likelihood).
+    mass_floor : float
+
+    Returns
+    -------
+    log_likelihood : ndarray of shape (n_starts, 1, n_features)
+    new_log_weights, new_log_alpha, new_log_b : ndarray
+        Shaped as the inputs (empty when not ``m_step``).
+    """
+    n_starts, n_components, n_features = log_alpha.shape
+    n_entries = values.size
+    per_feature_weights = log_weights.shape[2] > 1
+    log_likelihood = np.empty((n_starts, 1, n_features))
+    shape = (n_starts, n_components, n_features) if m_step else (0, 0, 0)
+    new_log_alpha = np.empty(shape)
+    new_log_b = np.empty(shape)
+    new_log_weights = np.empty(
+        (shape[0], shape[1], log_weights.shape[2] if m_step else 0)
+    )
+    mass = np.empty((n_components, n_entries))
+    totals = np.empty(n_components)
+    for s in range(n_starts):
+        for f in range(n_features):
+            low = starts[f]
+            high = starts[f + 1] if f + 1 < n_features else n_entries
+            w = f if per_feature_weights else 0
+            for k in range(n_components):
+                alpha = math.exp(log_alpha[s, k, f])
+                log1p_b = math.log1p(math.exp(log_b[s, k, f]))
+                slope = log_b[s, k, f] - log1p_b
+                offset = log_weights[s, k, w] - alpha * log1p_b
+                log_gamma_alpha = math.lgamma(alpha)
+                for e in range(low, high):
+                    x = values[e]
+                    mass[k, e] = (
+                        _log_rising_factorial(x, alpha, log_gamma_alpha)
+                        + x * slope
+                        + offset
+                    )
+            total_log = 0.0
+            for e in range(low, high):
+                top = mass[0, e]
+                for k in range(1, n_components):
+                    top = max(top, mass[k, e])
+                norm = 0.0
+                for k in range(n_components):
+                    mass[k, e] = math.exp(mass[k, e] - top)
+                    norm += mass[k, e]
+                total_log += multiplicity[e] * (math.log(norm) + top)
+                for k in range(n_components):
+                    mass[k, e] *= multiplicity[e] / norm
+            log_likelihood[s, 0, f] = total_log - log_factorial_sum[f]
+            if not m_step:
+                continue
+            feature_values = values[low:high]
+            for k in range(n_components):
+                total = mass_floor
+                for e in range(low, high):
+                    total += mass[k, e]
+                totals[k] = total
+                new_log_alpha[s, k, f], new_log_b[s, k, f] = _m_step_feature(
+                    feature_values,
+                    mass[k, low:high],
+                    total,
+                    math.exp(log_alpha[s, k, f]),
+                    newton_steps,
+                )
+            log_total = math.log(totals.sum())
+            for k in range(n_components):
+                new_log_weights[s, k, w] = math.log(totals[k]) - log_total
+    return log_likelihood, new_log_weights, new_log_alpha, new_log_b
+
+
+@njit(cache=True)
+def cell_em_step(
+    values,
+    starts,
+    indptr,
+    indices,
+    log_factorial_total,
+    log_weights,
+    log_alpha,
+    log_b,
+    newton_steps,
+    m_step,
+    mass_floor,
+):
+    """EM step of the shared model on many features, one sample at a time.
+
+    ``indptr`` and ``indices`` are the CSR indicator of the table: the
+    entries of each sample's non-zero counts. A zero count's log-probability
+    is ``-alpha log1p(b)``, the same for every sample: it goes into one
+    constant per component. Arguments and returns as :func:`table_em_step`,
+    with ``log_weights`` of shape (n_starts, n_components, 1), a single
+    ``log_factorial_total`` and log-likelihoods of shape (n_starts, 1, 1).
+    """
+    n_starts, n_components, n_features = log_alpha.shape
+    n_entries = values.size
+    n_samples = indptr.size - 1
+    log_likelihood = np.empty((n_starts, 1, 1))
+    shape = (n_starts, n_components, n_features) if m_step else (0, 0, 0)
+    new_log_alpha = np.empty(shape)
+    new_log_b = np.empty(shape)
+    new_log_weights = np.empty((shape[0], shape[1], 1 if m_step else 0))
+    entry = np.empty((n_components, n_entries))
+    constant = np.empty(n_components)
+    joint = np.empty(n_components)
+    resp = np.empty((n_components, n_samples))
+    mass = np.empty((n_components, n_entries))
+    totals = np.empty(n_components)
+    for s in range(n_starts):
+        for k in range(n_components):
+            constant[k] = log_weights[s, k, 0]
+            for f in range(n_features):
+                low = starts[f]
+                high = starts[f + 1] if f + 1 < n_features else n_entries
+                alpha = math.exp(log_alpha[s, k, f])
+                log1p_b = math.log1p(math.exp(log_b[s, k, f]))
+                slope = log_b[s, k, f] - log1p_b
+                constant[k] -= alpha * log1p_b
+                log_gamma_alpha = math.lgamma(alpha)
+                for e in range(low, high):
+                    x = values[e]
+                    entry[k, e] = (
+                        _log_rising_factorial(x, alpha, log_gamma_alpha) + x * slope
+                    )
+        total_log = 0.0
+        for n in range(n_samples):
+            top = -np.inf
+            for k in range(n_components):
+                joint[k] = constant[k]
+                for p in range(indptr[n], indptr[n + 1]):
+                    joint[k] += entry[k, indices[p]]
+                top = max(top, joint[k])
+            norm = 0.0
+            for k in range(n_components):
+                joint[k] = math.exp(joint[k] - top)
+                norm += joint[k]
+            total_log += math.log(norm) + top
+            for k in range(n_components):
+                resp[k, n] = joint[k] / norm
+        log_likelihood[s, 0, 0] = total_log - log_factorial_total
+        if not m_step:
+            continue
+        mass[:] = 0.0
+        for k in range(n_components):
+            total = mass_floor
+            for n in range(n_samples):
+                total += resp[k, n]
+                for p in range(indptr[n], indptr[n + 1]):
+                    mass[k, indices[p]] += resp[k, n]
+            totals[k] = total
+            for f in range(n_features):
+                low = starts[f]
+                high = starts[f + 1] if f + 1 < n_features else n_entries
+                new_log_alpha[s, k, f], new_log_b[s, k, f] = _m_step_feature(
+                    values[low:high],
+                    mass[k, low:high],
+                    total,
+                    math.exp(log_alpha[s, k, f]),
+                    newton_steps,
+                )
+        log_total = math.log(totals.sum())
+        for k in range(n_components):
+            new_log_weights[s, k, 0] = math.log(totals[k]) - log_total
+    return log_likelihood, new_log_weights, new_log_alpha, new_log_b
+
+
+@njit(cache=True)
+def extrapolate(
+    theta0, theta1, theta2, step_max, shared, log_alpha_bounds, log_b_bounds
+):
+    """The SQUAREM step of :func:`sknbmix._em._extrapolate`, problem by
+    problem (a start with shared weights, a feature otherwise).
+
+    ``theta0``, ``theta1`` and ``theta2`` are tuples of the three parameter
+    arrays; ``step_max`` has one value per problem. Returns the proposal's
+    three arrays and whether each problem's step was capped.
+    """
+    weights0, alpha0, b0 = theta0
+    weights1, alpha1, b1 = theta1
+    weights2, alpha2, b2 = theta2
+    n_starts, n_components, n_features = alpha0.shape
+    n_weight_groups = weights0.shape[2]
+    n_problems = n_starts if shared else n_features
+    new_weights = np.empty_like(weights0)
+    new_alpha = np.empty_like(alpha0)
+    new_b = np.empty_like(b0)
+    capped = np.empty(n_problems, dtype=np.bool_)
+    for p in range(n_problems):
+        starts = (p, p + 1) if shared else (0, n_starts)
+        features = (0, n_features) if shared else (p, p + 1)
+        weight_groups = (0, n_weight_groups) if shared else (p, p + 1)
+        r_norm2, v_norm2 = 0.0, 0.0
+        for s in range(starts[0], starts[1]):
+            for k in range(n_components):
+                for g in range(weight_groups[0], weight_groups[1]):
+                    r = weights1[s, k, g] - weights0[s, k, g]
+                    v = weights2[s, k, g] - 2.0 * weights1[s, k, g] + weights0[s, k, g]
+                    r_norm2 += r * r
+                    v_norm2 += v * v
+                for f in range(features[0], features[1]):
+                    r = alpha1[s, k, f] - alpha0[s, k, f]
+                    v = alpha2[s, k, f] - 2.0 * alpha1[s, k, f] + alpha0[s, k, f]
+                    r_norm2 += r * r
+                    v_norm2 += v * v
+                    r = b1[s, k, f] - b0[s, k, f]
+                    v = b2[s, k, f] - 2.0 * b1[s, k, f] + b0[s, k, f]
+                    r_norm2 += r * r
+                    v_norm2 += v * v
+        length = math.sqrt(r_norm2 / v_norm2) if v_norm2 > 0.0 else np.inf
+        # Length 1 gives theta2, the plain EM point; never go below it.
+        length = max(length, 1.0) if np.isfinite(length) else 1.0
+        capped[p] = length >= step_max[p]
+        step = -min(length, step_max[p])
+        for s in range(starts[0], starts[1]):
+            for g in range(weight_groups[0], weight_groups[1]):
+                top = -np.inf
+                for k in range(n_components):
+                    w0, w1 = weights0[s, k, g], weights1[s, k, g]
+                    r, v = w1 - w0, weights2[s, k, g] - 2.0 * w1 + w0
+                    new_weights[s, k, g] = w0 - 2.0 * step * r + step * step * v
+                    top = max(top, new_weights[s, k, g])
+                norm = 0.0
+                for k in range(n_components):
+                    norm += math.exp(new_weights[s, k, g] - top)
+                log_norm = math.log(norm) + top
+                for k in range(n_components):
+                    new_weights[s, k, g] -= log_norm
+            for k in range(n_components):
+                for f in range(features[0], features[1]):
+                    a0, a1 = alpha0[s, k, f], alpha1[s, k, f]
+                    r, v = a1 - a0, alpha2[s, k, f] - 2.0 * a1 + a0
+                    x = a0 - 2.0 * step * r + step * step * v
+                    new_alpha[s, k, f] = min(
+                        max(x, log_alpha_bounds[0]), log_alpha_bounds[1]
+                    )
+                    c0, c1 = b0[s, k, f], b1[s, k, f]
+                    r, v = c1 - c0, b2[s, k, f] - 2.0 * c1 + c0
+                    x = c0 - 2.0 * step * r + step * step * v
+                    new_b[s, k, f] = min(max(x, log_b_bounds[0]), log_b_bounds[1])
+    return new_weights, new_alpha, new_b, capped
+
+
+@njit(cache=True)
+def outpaced(
+    group, start, reached, last_gain, parameters, trail_gains, trail_margin, same_basin
+):
+    """The problems that a better start of their group makes moot, as
+    :func:`sknbmix._em._outpaced` decides (groups come in ascending order;
+    ``parameters`` holds each problem's log-weights, log alpha and log b as
+    three arrays of one row per problem)."""
+    n_batch = reached.size
+    out = np.zeros(n_batch, dtype=np.bool_)
+    first = 0
+    while first < n_batch:
+        end = first
+        best = -np.inf
+        while end < n_batch and group[end] == group[first]:
+            best = max(best, reached[end])
+            end += 1
+        for i in range(first, end):
+            if best - reached[i] > trail_gains * last_gain[i] + trail_margin:
+                out[i] = True
+                continue
+            for j in range(first, end):
+                # j is better than i: higher log-likelihood, ties to the
+                # lower start.
+                if not (
+                    reached[j] > reached[i]
+                    or (reached[j] == reached[i] and start[j] < start[i])
+                ):
+                    continue
+                distance = 0.0
+                for kind in parameters:
+                    largest = 0.0
+                    for m in range(kind.shape[1]):
+                        largest = max(largest, abs(kind[i, m] - kind[j, m]))
+                    distance += largest
+                if distance < same_basin:
+                    out[i] = True
+                    break
+        first = end
+    return out
+
+
+@njit(cache=True)
+def m_step(values, starts, mass, total, alpha, newton_steps):
+    """The M step of :meth:`sknbmix._em.MixtureProblem.m_step` from the
+    responsibility mass (n_starts, n_components, n_entries) and ``total``
+    (n_starts, n_components, n_features or 1); ``alpha`` of shape
+    (n_starts, n_components, n_features) warm-starts Newton's method, where
+    ``inf`` starts it from the method of moments."""
+    n_starts, n_components, n_features = alpha.shape
+    n_entries = values.size
+    n_groups = total.shape[2]
+    new_log_weights = np.empty(total.shape)
+    new_log_alpha = np.empty(alpha.shape)
+    new_log_b = np.empty(alpha.shape)
+    for s in range(n_starts):
+        for f in range(n_features):
+            low = starts[f]
+            high = starts[f + 1] if f + 1 < n_features else n_entries
+            g = f if n_groups > 1 else 0
+            for k in range(n_components):
+                new_log_alpha[s, k, f], new_log_b[s, k, f] = _m_step_feature(
+                    values[low:high],
+                    mass[s, k, low:high],
+                    total[s, k, g],
+                    alpha[s, k, f],
+                    newton_steps,
+                )
+        for g in range(n_groups):
+            log_sum = math.log(total[s, :, g].sum())
+            for k in range(n_components):
+                new_log_weights[s, k, g] = math.log(total[s, k, g]) - log_sum
+    return new_log_weights, new_log_alpha, new_log_b
