@@ -201,7 +201,7 @@ class MixtureProblem:
         """Batch elements ``index`` of a Theta or a parameter-shaped array."""
         if isinstance(array, Theta):
             return Theta(*(self.take(x, index) for x in array))
-        return np.take(array, index, axis=self.batch_axis)
+        return array.take(index, axis=self.batch_axis)
 
     def put(self, out, index, array):
         """Write ``array`` into batch elements ``index`` of ``out``."""
@@ -638,6 +638,42 @@ def _where(mask, a, b):
     return Theta(*(np.where(mask, x, y) for x, y in zip(a, b, strict=True)))
 
 
+def _accept_extrapolation(
+    problem, ll1, ll_proposal, capped, step_max, theta1, theta2, proposal, theta3
+):
+    """Where the SQUAREM proposal beats the plain EM iterate ``theta1``, keep
+    it and the EM step from it (``theta3``) and let the step cap grow if the
+    step was capped; elsewhere fall back to ``theta1`` and ``theta2`` and
+    shrink the cap.
+
+    Returns ``source`` (the point the next E step checks), ``claim`` (its
+    log-likelihood), the next cycle's start and the new cap.
+    """
+    kernels = compiled_kernels()
+    if kernels is not None:
+        flat = problem.per_batch
+        source, claim, theta, step_max = kernels.accept_extrapolation(
+            flat(ll1), flat(ll_proposal), flat(capped), flat(step_max),
+            *(tuple(np.ascontiguousarray(x) for x in t)
+              for t in (theta1, theta2, proposal, theta3)),
+            problem.shared_weights, _STEP_GROWTH, _STEP_SHRINK, _STEP_MAX_START,
+        )  # fmt: skip
+        along = problem.along_batch
+        return Theta(*source), along(claim), Theta(*theta), along(step_max)
+    accept = ll_proposal >= ll1
+    step_max = np.where(
+        accept,
+        np.where(capped, _STEP_GROWTH * step_max, step_max),
+        np.maximum(step_max / _STEP_SHRINK, _STEP_MAX_START),
+    )
+    return (
+        _where(accept, proposal, theta1),
+        np.maximum(ll_proposal, ll1),
+        _where(accept, theta3, theta2),
+        step_max,
+    )
+
+
 def run_em(problem, theta, *, max_iter, tol, accelerate=True, n_protected=0):
     """Iterate EM (with SQUAREM acceleration) until every problem converges.
 
@@ -714,15 +750,10 @@ def run_em(problem, theta, *, max_iter, tol, accelerate=True, n_protected=0):
             ll_proposal, theta3 = problem.em_step(proposal)
             # Keep the extrapolation only where it beats the plain EM iterate
             # it started from; EM from there is then monotone again.
-            accept = ll_proposal >= ll1
-            source = _where(accept, proposal, theta1)
-            claim = np.maximum(ll_proposal, ll1)
-            theta = _where(accept, theta3, theta2)
-            step_max = np.where(
-                accept,
-                np.where(capped, _STEP_GROWTH * step_max, step_max),
-                np.maximum(step_max / _STEP_SHRINK, _STEP_MAX_START),
-            )
+            source, claim, theta, step_max = _accept_extrapolation(
+                problem, ll1, ll_proposal, capped, step_max, theta1, theta2,
+                proposal, theta3,
+            )  # fmt: skip
             new_reached = claim
             done_iter += 3
         else:
@@ -798,8 +829,14 @@ def _redo_lowering_steps(problem, source, claim, theta, ll, theta_next=None):
     which cannot lower the likelihood; ``theta``, ``ll`` and ``theta_next``
     are updated in place.
     """
-    round_off = _ROUND_OFF * np.maximum(np.abs(claim), 1.0)
-    lower = np.flatnonzero(problem.per_batch(ll < claim - round_off))
+    kernels = compiled_kernels()
+    if kernels is not None:
+        lower = kernels.lowered(
+            problem.per_batch(ll), problem.per_batch(claim), _ROUND_OFF
+        )
+    else:
+        round_off = _ROUND_OFF * np.maximum(np.abs(claim), 1.0)
+        lower = np.flatnonzero(problem.per_batch(ll < claim - round_off))
     if not lower.size:
         return
     sub = problem.select(lower)
@@ -878,6 +915,13 @@ def _outpaced(problem, theta, reached, last_gain):
 
 
 def _converged(gain, last_gain, tol):
+    kernels = compiled_kernels()
+    if kernels is not None:
+        return kernels.converged(
+            gain.reshape(-1),
+            np.empty(0) if last_gain is None else last_gain.reshape(-1),
+            tol,
+        ).reshape(gain.shape)
     # Rounding noise of a log-likelihood sum; gains below it mean nothing.
     stalled = gain <= tol * 1e-3
     if last_gain is None:

@@ -43,7 +43,7 @@ _DIFFERENCE_STEP = 1e-6
 _NEWTON_DONE = 1e-10
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def digamma(x):
     """``digamma(x)`` for ``x > 0``: the recurrence up to 10, then the
     asymptotic series (first omitted term below 1e-15)."""
@@ -63,7 +63,7 @@ def digamma(x):
     return result + math.log(x) - 0.5 / x - series
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _log_rising_factorial(x, alpha, log_gamma_alpha):
     """``lgamma(x + alpha) - lgamma(alpha)``; Stirling's difference for large
     alpha, as :func:`sknbmix._nbinom.log_rising_factorial`."""
@@ -76,7 +76,7 @@ def _log_rising_factorial(x, alpha, log_gamma_alpha):
     return math.lgamma(x + alpha) - log_gamma_alpha
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _digamma_sum(values, mass, alpha):
     """``sum mass [digamma(values + alpha) - digamma(alpha)]``, the series
     difference for large alpha as :func:`sknbmix._nbinom.digamma_difference`."""
@@ -101,7 +101,7 @@ def _digamma_sum(values, mass, alpha):
     return total
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _alpha_score(values, mass, total, mean, log_alpha, grid):
     """The profile score for alpha (see :func:`sknbmix._nbinom.solve_alpha`)
     of one component and feature, and its slope in ``log alpha``.
@@ -128,7 +128,7 @@ def _alpha_score(values, mass, total, mean, log_alpha, grid):
     return score, total * mean / (alpha + mean) - alpha * curvature
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _solve_log_alpha(values, mass, total, mean, second_moment, alpha, max_iter):
     """``log alpha`` after up to ``max_iter`` safeguarded Newton steps from
     ``alpha``, as :func:`sknbmix._nbinom.solve_alpha` for one component and
@@ -154,7 +154,7 @@ def _solve_log_alpha(values, mass, total, mean, second_moment, alpha, max_iter):
     return log_alpha
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _m_step_feature(values, mass, total, alpha, max_iter):
     """``(log alpha, log b)`` of one component and feature."""
     first = 0.0
@@ -169,7 +169,7 @@ def _m_step_feature(values, mass, total, alpha, max_iter):
     return log_alpha, math.log(mean) - log_alpha
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def table_em_step(
     values,
     multiplicity,
@@ -266,7 +266,7 @@ def table_em_step(
     return log_likelihood, new_log_weights, new_log_alpha, new_log_b
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def cell_em_step(
     values,
     starts,
@@ -361,7 +361,7 @@ def cell_em_step(
     return log_likelihood, new_log_weights, new_log_alpha, new_log_b
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def extrapolate(
     theta0, theta1, theta2, step_max, shared, log_alpha_bounds, log_b_bounds
 ):
@@ -437,7 +437,7 @@ def extrapolate(
     return new_weights, new_alpha, new_b, capped
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def outpaced(
     group, start, reached, last_gain, parameters, trail_gains, trail_margin, same_basin
 ):
@@ -479,7 +479,7 @@ def outpaced(
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def m_step(values, starts, mass, total, alpha, newton_steps):
     """The M step of :meth:`sknbmix._em.MixtureProblem.m_step` from the
     responsibility mass (n_starts, n_components, n_entries) and ``total``
@@ -510,3 +510,74 @@ def m_step(values, starts, mass, total, alpha, newton_steps):
             for k in range(n_components):
                 new_log_weights[s, k, g] = math.log(total[s, k, g]) - log_sum
     return new_log_weights, new_log_alpha, new_log_b
+
+
+@njit(cache=True, error_model="numpy")
+def accept_extrapolation(
+    ll1, ll_proposal, capped, step_max, theta1, theta2, proposal, theta3, shared,
+    step_growth, step_shrink, step_max_start
+):  # fmt: skip
+    """The end of a SQUAREM cycle in :func:`sknbmix._em.run_em`, problem by
+    problem: where the proposal beats the plain EM iterate ``theta1``, keep
+    it (``source``) and the EM step from it (``theta3``), and let the step
+    cap grow if the step was capped; elsewhere fall back to ``theta1`` and
+    ``theta2`` and shrink the cap. ``ll1``, ``ll_proposal``, ``capped`` and
+    ``step_max`` hold one value per problem.
+
+    Returns ``source``, ``claim`` (its log-likelihood), ``theta`` (the next
+    cycle's start) and the new ``step_max``.
+    """
+    n_problems = ll1.size
+    accept = ll_proposal >= ll1
+    claim = np.maximum(ll_proposal, ll1)
+    new_step_max = np.empty(n_problems)
+    for p in range(n_problems):
+        if accept[p]:
+            new_step_max[p] = step_growth * step_max[p] if capped[p] else step_max[p]
+        else:
+            new_step_max[p] = max(step_max[p] / step_shrink, step_max_start)
+    source = _select(accept, proposal, theta1, shared)
+    theta = _select(accept, theta3, theta2, shared)
+    return source, claim, theta, new_step_max
+
+
+@njit(cache=True, error_model="numpy")
+def _select(accept, chosen, other, shared):
+    """Per problem, the parameters of ``chosen`` where ``accept``, else of
+    ``other`` (each a tuple of three arrays)."""
+    out = (chosen[0].copy(), chosen[1].copy(), chosen[2].copy())
+    for i in range(3):
+        n_starts, n_components, n_columns = out[i].shape
+        for s in range(n_starts):
+            for k in range(n_components):
+                for c in range(n_columns):
+                    if not accept[s if shared else c]:
+                        out[i][s, k, c] = other[i][s, k, c]
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def converged(gain, last_gain, tol):
+    """:func:`sknbmix._em._converged`, one value per problem."""
+    out = np.empty(gain.size, dtype=np.bool_)
+    for p in range(gain.size):
+        # Rounding noise of a log-likelihood sum; gains below it mean nothing.
+        out[p] = gain[p] <= tol * 1e-3
+        if last_gain.size and gain[p] < tol:
+            ratio = gain[p] / last_gain[p]
+            remaining = gain[p] * ratio / (1.0 - ratio) if ratio < 1.0 else np.inf
+            out[p] |= remaining < tol
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def lowered(log_likelihood, claim, round_off):
+    """The problems whose ``log_likelihood`` fell below ``claim`` by more
+    than rounding (see :func:`sknbmix._em._redo_lowering_steps`)."""
+    out = np.empty(claim.size, dtype=np.intp)
+    n = 0
+    for p in range(claim.size):
+        if log_likelihood[p] < claim[p] - round_off * max(abs(claim[p]), 1.0):
+            out[n] = p
+            n += 1
+    return out[:n]

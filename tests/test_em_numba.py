@@ -137,3 +137,108 @@ def test_environment_variable_turns_it_off(monkeypatch):
     monkeypatch.setattr(em, "_kernels", None)
     monkeypatch.delenv("SKNBMIX_NUMBA")
     assert em.compiled_kernels() is _em_numba
+
+
+def _with_numpy(monkeypatch, function, *args):
+    with monkeypatch.context() as patch:
+        patch.setattr(em, "_kernels", False)
+        return function(*args)
+
+
+def _assert_theta_equal(got, want, atol=0.0):
+    for x, y in zip(got, want, strict=True):
+        np.testing.assert_allclose(x, y, rtol=0, atol=atol)
+
+
+@pytest.mark.parametrize("shared_weights", [True, False])
+def test_bookkeeping_of_a_cycle_agrees_with_numpy(singer, monkeypatch, shared_weights):
+    # The SQUAREM step, its acceptance, the stopping rule, the check for
+    # steps that lowered the likelihood and the screen's outpacing rule,
+    # compiled and in numpy, on one cycle of the default starts.
+    X = singer if shared_weights else singer[:, :2]
+    problem = MixtureProblem(build_count_table(X), shared_weights=shared_weights)
+    starts = _perturbed_starts(problem, X, np.random.default_rng(5))[1]
+    problem, theta0 = problem.stack_starts(starts)
+    ll0, theta1 = _compiled_step(problem, theta0)
+    ll1, theta2 = _compiled_step(problem, theta1)
+    n_batch = ll0.size
+    along = problem.along_batch
+
+    step_max = along(np.geomspace(1.0, 64.0, n_batch))
+    args = (problem, theta0, theta1, theta2, step_max)
+    proposal, capped = em._extrapolate(*args)
+    want_proposal, want_capped = _with_numpy(monkeypatch, em._extrapolate, *args)
+    _assert_theta_equal(proposal, want_proposal, atol=1e-12)
+    np.testing.assert_array_equal(capped, want_capped)
+    assert capped.any() and not capped.all()
+
+    ll_proposal, theta3 = _compiled_step(problem, proposal)
+    # Accepted and rejected proposals alternate.
+    ll_proposal = ll1 + along(np.where(np.arange(n_batch) % 2, 1.0, -1.0))
+    args = (problem, ll1, ll_proposal, capped, step_max, theta1, theta2, proposal)
+    got = em._accept_extrapolation(*args, theta3)
+    want = _with_numpy(monkeypatch, em._accept_extrapolation, *args, theta3)
+    for x, y in zip(got, want, strict=True):
+        if isinstance(y, Theta):
+            _assert_theta_equal(x, y)
+        else:
+            np.testing.assert_array_equal(x, y)
+
+    # Gains that stall, converge, slow down, speed up, divide by zero.
+    gain = along(np.resize([1e-13, 1e-6, 0.3, 2.0, 1e-6, -1e-3, 0.0], n_batch))
+    last_gain = along(np.resize([1.0, 1e-5, 0.5, 1.0, 0.0, 1.0, 0.0], n_batch))
+    for last in (None, last_gain):
+        np.testing.assert_array_equal(
+            em._converged(gain, last, 1e-5),
+            _with_numpy(monkeypatch, em._converged, gain, last, 1e-5),
+        )
+
+    # One start in the basin of another, one trailing hopelessly.
+    near = Theta(*(x.copy() for x in theta2))
+    for x in near:
+        if shared_weights:
+            x[1] = x[0] + 0.01
+        else:
+            x[..., 1] = x[..., 0] + 0.01
+    reached = ll1.copy()
+    reached.reshape(-1)[2] = reached.reshape(-1)[:3].max() - 100.0
+    args = (problem, near, reached, along(np.full(n_batch, 0.1)))
+    outpaced = em._outpaced(*args)
+    np.testing.assert_array_equal(
+        outpaced, _with_numpy(monkeypatch, em._outpaced, *args)
+    )
+    assert outpaced.reshape(-1)[2] and outpaced.reshape(-1)[:2].any()
+
+    claim = ll0 + along(np.resize([1e-3, 0.0, -1e-3, 1e-14], n_batch))
+    theta = Theta(*(x.copy() for x in theta1))
+    want_theta = Theta(*(x.copy() for x in theta1))
+    ll, want_ll = ll0.copy(), ll0.copy()
+    em._redo_lowering_steps(problem, theta0, claim, theta, ll)
+    _with_numpy(
+        monkeypatch,
+        em._redo_lowering_steps,
+        problem,
+        theta0,
+        claim,
+        want_theta,
+        want_ll,
+    )
+    # The same steps are redone (the redone points themselves come from
+    # either EM step).
+    np.testing.assert_array_equal(ll != ll0, want_ll != ll0)
+    assert (ll != ll0).any()
+
+
+@pytest.mark.parametrize("genes", [[0], [0, 1, 2, 3]])
+@pytest.mark.parametrize("warm", [False, True])
+def test_m_step_agrees_with_numpy(singer, monkeypatch, genes, warm):
+    X = singer[:, genes]
+    problem = MixtureProblem(build_count_table(X), shared_weights=True)
+    theta = _perturbed_starts(problem, X, np.random.default_rng(6))[1]
+    _, mass, total = problem.e_step(theta)
+    alpha = np.exp(theta.log_alpha) if warm else None
+    got = problem.m_step(mass, total, alpha)
+    want = _with_numpy(monkeypatch, problem.m_step, mass, total, alpha)
+    np.testing.assert_allclose(got.log_weights, want.log_weights, atol=1e-12)
+    np.testing.assert_allclose(got.log_alpha, want.log_alpha, atol=3e-5)
+    np.testing.assert_allclose(got.log_b, want.log_b, atol=3e-5)
