@@ -297,11 +297,12 @@ def cell_em_step(
     new_log_alpha = np.empty(shape)
     new_log_b = np.empty(shape)
     new_log_weights = np.empty((shape[0], shape[1], 1 if m_step else 0))
-    entry = np.empty((n_components, n_entries))
+    # Entries and samples lead, components last: a sample's non-zero counts
+    # each read (and write back) the K values of their entry at once.
+    entry = np.empty((n_entries, n_components))
+    mass = np.empty((n_entries, n_components))
     constant = np.empty(n_components)
     joint = np.empty(n_components)
-    resp = np.empty((n_components, n_samples))
-    mass = np.empty((n_components, n_entries))
     totals = np.empty(n_components)
     for s in range(n_starts):
         for k in range(n_components):
@@ -316,42 +317,46 @@ def cell_em_step(
                 log_gamma_alpha = math.lgamma(alpha)
                 for e in range(low, high):
                     x = values[e]
-                    entry[k, e] = (
+                    entry[e, k] = (
                         _log_rising_factorial(x, alpha, log_gamma_alpha) + x * slope
                     )
         total_log = 0.0
+        mass[:] = 0.0
+        totals[:] = mass_floor
         for n in range(n_samples):
-            top = -np.inf
-            for k in range(n_components):
-                joint[k] = constant[k]
-                for p in range(indptr[n], indptr[n + 1]):
-                    joint[k] += entry[k, indices[p]]
-                top = max(top, joint[k])
+            joint[:] = constant
+            for p in range(indptr[n], indptr[n + 1]):
+                e = indices[p]
+                for k in range(n_components):
+                    joint[k] += entry[e, k]
+            top = joint.max()
             norm = 0.0
             for k in range(n_components):
                 joint[k] = math.exp(joint[k] - top)
                 norm += joint[k]
             total_log += math.log(norm) + top
+            if not m_step:
+                continue
+            # The responsibilities, added to the mass of the sample's entries.
             for k in range(n_components):
-                resp[k, n] = joint[k] / norm
+                joint[k] /= norm
+                totals[k] += joint[k]
+            for p in range(indptr[n], indptr[n + 1]):
+                e = indices[p]
+                for k in range(n_components):
+                    mass[e, k] += joint[k]
         log_likelihood[s, 0, 0] = total_log - log_factorial_total
         if not m_step:
             continue
-        mass[:] = 0.0
+        by_component = np.ascontiguousarray(mass.T)
         for k in range(n_components):
-            total = mass_floor
-            for n in range(n_samples):
-                total += resp[k, n]
-                for p in range(indptr[n], indptr[n + 1]):
-                    mass[k, indices[p]] += resp[k, n]
-            totals[k] = total
             for f in range(n_features):
                 low = starts[f]
                 high = starts[f + 1] if f + 1 < n_features else n_entries
                 new_log_alpha[s, k, f], new_log_b[s, k, f] = _m_step_feature(
                     values[low:high],
-                    mass[k, low:high],
-                    total,
+                    by_component[k, low:high],
+                    totals[k],
                     math.exp(log_alpha[s, k, f]),
                     newton_steps,
                 )
