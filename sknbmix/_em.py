@@ -8,6 +8,11 @@ is one independent maximisation: one start of the shared model, or one
 (start, feature) pair of the independent one; convergence and the SQUAREM step
 length are decided per problem. Components sit on axis 1, not last: numpy
 reduces over a short last axis far more slowly than over a leading one.
+
+With numba installed, the E and M steps and the bookkeeping of a SQUAREM
+cycle run as compiled loops (:mod:`sknbmix._em_numba`, the ``fast`` extra);
+each function here that has a compiled twin says so by calling
+:func:`compiled_kernels` first, and keeps the numpy code as the reference.
 """
 
 # SPDX-License-Identifier: BSD-3-Clause
@@ -653,11 +658,19 @@ def _accept_extrapolation(
     if kernels is not None:
         flat = problem.per_batch
         source, claim, theta, step_max = kernels.accept_extrapolation(
-            flat(ll1), flat(ll_proposal), flat(capped), flat(step_max),
-            *(tuple(np.ascontiguousarray(x) for x in t)
-              for t in (theta1, theta2, proposal, theta3)),
-            problem.shared_weights, _STEP_GROWTH, _STEP_SHRINK, _STEP_MAX_START,
-        )  # fmt: skip
+            flat(ll1),
+            flat(ll_proposal),
+            flat(capped),
+            flat(step_max),
+            *(
+                tuple(np.ascontiguousarray(x) for x in t)
+                for t in (theta1, theta2, proposal, theta3)
+            ),
+            problem.shared_weights,
+            _STEP_GROWTH,
+            _STEP_SHRINK,
+            _STEP_MAX_START,
+        )
         along = problem.along_batch
         return Theta(*source), along(claim), Theta(*theta), along(step_max)
     accept = ll_proposal >= ll1
@@ -751,9 +764,16 @@ def run_em(problem, theta, *, max_iter, tol, accelerate=True, n_protected=0):
             # Keep the extrapolation only where it beats the plain EM iterate
             # it started from; EM from there is then monotone again.
             source, claim, theta, step_max = _accept_extrapolation(
-                problem, ll1, ll_proposal, capped, step_max, theta1, theta2,
-                proposal, theta3,
-            )  # fmt: skip
+                problem,
+                ll1,
+                ll_proposal,
+                capped,
+                step_max,
+                theta1,
+                theta2,
+                proposal,
+                theta3,
+            )
             new_reached = claim
             done_iter += 3
         else:

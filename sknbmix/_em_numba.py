@@ -519,9 +519,19 @@ def m_step(values, starts, mass, total, alpha, newton_steps):
 
 @njit(cache=True, error_model="numpy")
 def accept_extrapolation(
-    ll1, ll_proposal, capped, step_max, theta1, theta2, proposal, theta3, shared,
-    step_growth, step_shrink, step_max_start
-):  # fmt: skip
+    ll1,
+    ll_proposal,
+    capped,
+    step_max,
+    theta1,
+    theta2,
+    proposal,
+    theta3,
+    shared,
+    step_growth,
+    step_shrink,
+    step_max_start,
+):
     """The end of a SQUAREM cycle in :func:`sknbmix._em.run_em`, problem by
     problem: where the proposal beats the plain EM iterate ``theta1``, keep
     it (``source``) and the EM step from it (``theta3``), and let the step

@@ -13,6 +13,12 @@ pytest.importorskip("numba")
 from sknbmix import _em_numba  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def compiled(monkeypatch):
+    """The compiled step, even under ``SKNBMIX_NUMBA=0``."""
+    monkeypatch.setattr(em, "_kernels", _em_numba)
+
+
 @pytest.fixture
 def numpy_step(monkeypatch):
     """Run ``em_step`` with the numpy code, whatever is installed."""
