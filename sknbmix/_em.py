@@ -405,6 +405,17 @@ class MixtureProblem:
             logits of components 2..K against component 1, shaped
             (n_starts, n_components - 1, n_weight_groups).
         """
+        kernels = compiled_kernels()
+        if kernels is not None and not self.per_cell:
+            log_likelihood, *gradient = kernels.table_gradient(
+                self._values,
+                self._multiplicity,
+                self.table.starts,
+                self.table.log_factorial_sum,
+                *(np.ascontiguousarray(x, dtype=np.float64) for x in theta),
+                _MASS_FLOOR,
+            )
+            return log_likelihood, Theta(*gradient)
         log_likelihood, mass, total = self.e_step(theta)
         table = self.table
         alpha = np.exp(theta.log_alpha)

@@ -170,6 +170,44 @@ def _m_step_feature(values, mass, total, alpha, max_iter):
 
 
 @njit(cache=True, error_model="numpy")
+def _table_e_step(values, multiplicity, low, high, log_weights, log_alpha, log_b, mass):
+    """The E step of one problem's feature (entries ``low`` to ``high``):
+    its responsibility mass into ``mass[:, low:high]``, and its
+    log-likelihood without ``log(x!)``. The parameters are those of the
+    feature's components."""
+    n_components = log_alpha.size
+    for k in range(n_components):
+        alpha = math.exp(log_alpha[k])
+        log1p_b = math.log1p(math.exp(log_b[k]))
+        slope = log_b[k] - log1p_b
+        offset = log_weights[k] - alpha * log1p_b
+        log_gamma_alpha = math.lgamma(alpha)
+        for e in range(low, high):
+            x = values[e]
+            mass[k, e] = (
+                _log_rising_factorial(x, alpha, log_gamma_alpha) + x * slope + offset
+            )
+    total_log = 0.0
+    for e in range(low, high):
+        best = 0
+        for k in range(1, n_components):
+            if mass[k, e] > mass[best, e]:
+                best = k
+        top = mass[best, e]
+        # exp(0) = 1 for the largest: one exp fewer per count.
+        norm = 1.0
+        for k in range(n_components):
+            if k != best:
+                mass[k, e] = math.exp(mass[k, e] - top)
+                norm += mass[k, e]
+        mass[best, e] = 1.0
+        total_log += multiplicity[e] * (math.log(norm) + top)
+        for k in range(n_components):
+            mass[k, e] *= multiplicity[e] / norm
+    return total_log
+
+
+@njit(cache=True, error_model="numpy")
 def table_em_step(
     values,
     multiplicity,
@@ -219,31 +257,16 @@ def table_em_step(
             low = starts[f]
             high = starts[f + 1] if f + 1 < n_features else n_entries
             w = f if per_feature_weights else 0
-            for k in range(n_components):
-                alpha = math.exp(log_alpha[s, k, f])
-                log1p_b = math.log1p(math.exp(log_b[s, k, f]))
-                slope = log_b[s, k, f] - log1p_b
-                offset = log_weights[s, k, w] - alpha * log1p_b
-                log_gamma_alpha = math.lgamma(alpha)
-                for e in range(low, high):
-                    x = values[e]
-                    mass[k, e] = (
-                        _log_rising_factorial(x, alpha, log_gamma_alpha)
-                        + x * slope
-                        + offset
-                    )
-            total_log = 0.0
-            for e in range(low, high):
-                top = mass[0, e]
-                for k in range(1, n_components):
-                    top = max(top, mass[k, e])
-                norm = 0.0
-                for k in range(n_components):
-                    mass[k, e] = math.exp(mass[k, e] - top)
-                    norm += mass[k, e]
-                total_log += multiplicity[e] * (math.log(norm) + top)
-                for k in range(n_components):
-                    mass[k, e] *= multiplicity[e] / norm
+            total_log = _table_e_step(
+                values,
+                multiplicity,
+                low,
+                high,
+                log_weights[s, :, w],
+                log_alpha[s, :, f],
+                log_b[s, :, f],
+                mass,
+            )
             log_likelihood[s, 0, f] = total_log - log_factorial_sum[f]
             if not m_step:
                 continue
@@ -596,3 +619,64 @@ def lowered(log_likelihood, claim, round_off):
             out[n] = p
             n += 1
     return out[:n]
+
+
+@njit(cache=True, error_model="numpy")
+def table_gradient(
+    values,
+    multiplicity,
+    starts,
+    log_factorial_sum,
+    log_weights,
+    log_alpha,
+    log_b,
+    mass_floor,
+):
+    """:meth:`sknbmix._em.MixtureProblem.gradient` of table-form problems:
+    the log-likelihood and its gradient in the logits of components 2..K
+    against 1 (shaped (n_starts, n_components - 1, 1 or n_features)), in
+    ``log alpha`` and in ``log b``. Arguments as :func:`table_em_step`."""
+    n_starts, n_components, n_features = log_alpha.shape
+    n_entries = values.size
+    per_feature_weights = log_weights.shape[2] > 1
+    log_likelihood = np.empty((n_starts, 1, n_features))
+    grad_logits = np.empty((n_starts, n_components - 1, log_weights.shape[2]))
+    grad_log_alpha = np.empty(log_alpha.shape)
+    grad_log_b = np.empty(log_alpha.shape)
+    mass = np.empty((n_components, n_entries))
+    totals = np.empty(n_components)
+    for s in range(n_starts):
+        for f in range(n_features):
+            low = starts[f]
+            high = starts[f + 1] if f + 1 < n_features else n_entries
+            w = f if per_feature_weights else 0
+            log_likelihood[s, 0, f] = (
+                _table_e_step(
+                    values,
+                    multiplicity,
+                    low,
+                    high,
+                    log_weights[s, :, w],
+                    log_alpha[s, :, f],
+                    log_b[s, :, f],
+                    mass,
+                )
+                - log_factorial_sum[f]
+            )
+            for k in range(n_components):
+                total, first = mass_floor, 0.0
+                for e in range(low, high):
+                    total += mass[k, e]
+                    first += mass[k, e] * values[e]
+                totals[k] = total
+                alpha = math.exp(log_alpha[s, k, f])
+                b = math.exp(log_b[s, k, f])
+                digamma_sum = _digamma_sum(values[low:high], mass[k, low:high], alpha)
+                grad_log_alpha[s, k, f] = alpha * (digamma_sum - total * math.log1p(b))
+                grad_log_b[s, k, f] = (first - total * alpha * b) / (1.0 + b)
+            all_mass = totals.sum()
+            for k in range(1, n_components):
+                grad_logits[s, k - 1, w] = totals[k] - all_mass * math.exp(
+                    log_weights[s, k, w]
+                )
+    return log_likelihood, grad_logits, grad_log_alpha, grad_log_b

@@ -248,3 +248,17 @@ def test_m_step_agrees_with_numpy(singer, monkeypatch, genes, warm):
     np.testing.assert_allclose(got.log_weights, want.log_weights, atol=1e-12)
     np.testing.assert_allclose(got.log_alpha, want.log_alpha, atol=3e-5)
     np.testing.assert_allclose(got.log_b, want.log_b, atol=3e-5)
+
+
+@pytest.mark.parametrize("shared_weights", [True, False])
+def test_gradient_agrees_with_numpy(singer, monkeypatch, shared_weights):
+    X = singer[:, :1] if shared_weights else singer
+    problem = MixtureProblem(build_count_table(X), shared_weights=shared_weights)
+    for theta in _perturbed_starts(problem, X, np.random.default_rng(7)):
+        problem_stacked, stacked = problem.stack_starts(theta)
+        ll, gradient = problem_stacked.gradient(stacked)
+        want_ll, want = _with_numpy(monkeypatch, problem_stacked.gradient, stacked)
+        np.testing.assert_allclose(ll, want_ll, rtol=1e-12, atol=1e-9)
+        for got, expected in zip(gradient, want, strict=True):
+            assert got.shape == expected.shape
+            np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-8)
