@@ -170,6 +170,14 @@ def _m_step_feature(values, mass, total, alpha, max_iter):
 
 
 @njit(cache=True, error_model="numpy")
+def _entries(starts, feature, n_entries):
+    """The first entry of ``feature`` and the one past its last."""
+    if feature + 1 < starts.size:
+        return starts[feature], starts[feature + 1]
+    return starts[feature], n_entries
+
+
+@njit(cache=True, error_model="numpy")
 def _table_e_step(values, multiplicity, low, high, log_weights, log_alpha, log_b, mass):
     """The E step of one problem's feature (entries ``low`` to ``high``):
     its responsibility mass into ``mass[:, low:high]``, and its
@@ -254,8 +262,7 @@ def table_em_step(
     totals = np.empty(n_components)
     for s in range(n_starts):
         for f in range(n_features):
-            low = starts[f]
-            high = starts[f + 1] if f + 1 < n_features else n_entries
+            low, high = _entries(starts, f, n_entries)
             w = f if per_feature_weights else 0
             total_log = _table_e_step(
                 values,
@@ -331,8 +338,7 @@ def cell_em_step(
         for k in range(n_components):
             constant[k] = log_weights[s, k, 0]
             for f in range(n_features):
-                low = starts[f]
-                high = starts[f + 1] if f + 1 < n_features else n_entries
+                low, high = _entries(starts, f, n_entries)
                 alpha = math.exp(log_alpha[s, k, f])
                 log1p_b = math.log1p(math.exp(log_b[s, k, f]))
                 slope = log_b[s, k, f] - log1p_b
@@ -374,8 +380,7 @@ def cell_em_step(
         by_component = np.ascontiguousarray(mass.T)
         for k in range(n_components):
             for f in range(n_features):
-                low = starts[f]
-                high = starts[f + 1] if f + 1 < n_features else n_entries
+                low, high = _entries(starts, f, n_entries)
                 new_log_alpha[s, k, f], new_log_b[s, k, f] = _m_step_feature(
                     values[low:high],
                     by_component[k, low:high],
@@ -522,8 +527,7 @@ def m_step(values, starts, mass, total, alpha, newton_steps):
     new_log_b = np.empty(alpha.shape)
     for s in range(n_starts):
         for f in range(n_features):
-            low = starts[f]
-            high = starts[f + 1] if f + 1 < n_features else n_entries
+            low, high = _entries(starts, f, n_entries)
             g = f if n_groups > 1 else 0
             for k in range(n_components):
                 new_log_alpha[s, k, f], new_log_b[s, k, f] = _m_step_feature(
@@ -647,8 +651,7 @@ def table_gradient(
     totals = np.empty(n_components)
     for s in range(n_starts):
         for f in range(n_features):
-            low = starts[f]
-            high = starts[f + 1] if f + 1 < n_features else n_entries
+            low, high = _entries(starts, f, n_entries)
             w = f if per_feature_weights else 0
             log_likelihood[s, 0, f] = (
                 _table_e_step(
