@@ -1,8 +1,11 @@
 """The EM step compiled with numba (the ``fast`` extra).
 
-The same E step and M step as :class:`sknbmix._em.MixtureProblem`, as loops
-over starts, components and distinct counts instead of about sixty numpy
-calls on temporaries: a fit of a few hundred distinct counts is bound by
+The same E step, M step and gradient as :class:`sknbmix._em.MixtureProblem`,
+and the same bookkeeping of an accelerated cycle as :func:`sknbmix._em.run_em`
+(the SQUAREM step and its acceptance, the stopping rule, the check for steps
+that lowered the likelihood, the screen's outpacing rule), as loops over
+starts, components and distinct counts instead of about sixty numpy calls on
+temporaries per step: a fit of a few hundred distinct counts is bound by
 numpy's per-call overhead, and a stacked bootstrap by the memory traffic of
 its temporaries. Each problem (a start, or a start and a feature with
 independent weights) is computed alone and in the same order wherever it
