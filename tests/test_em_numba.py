@@ -9,7 +9,7 @@ from sknbmix import NegBinomMixture
 from sknbmix._data import build_count_table
 from sknbmix._em import MixtureProblem, Theta
 
-pytest.importorskip("numba")
+pytest.importorskip("numba", exc_type=ImportError)
 from sknbmix import _em_numba  # noqa: E402
 
 
