@@ -34,6 +34,8 @@ from sknbmix._nbinom import (
     ALPHA_MAX,
     ALPHA_MIN,
     MEAN_MIN,
+    _digamma_series_difference,
+    _stirling_difference,
 )
 
 _LOG_ALPHA_MIN, _LOG_ALPHA_MAX = math.log(ALPHA_MIN), math.log(ALPHA_MAX)
@@ -44,6 +46,10 @@ _GRID_RATIO = 4.0
 _DIFFERENCE_STEP = 1e-6
 # Newton's step for alpha has converged below this (as in solve_alpha).
 _NEWTON_DONE = 1e-10
+
+# The numpy code's series for large alpha, compiled as they are (on scalars).
+_stirling = njit(cache=True, error_model="numpy")(_stirling_difference)
+_digamma_series = njit(cache=True, error_model="numpy")(_digamma_series_difference)
 
 
 @njit(cache=True, error_model="numpy")
@@ -71,11 +77,7 @@ def _log_rising_factorial(x, alpha, log_gamma_alpha):
     """``lgamma(x + alpha) - lgamma(alpha)``; Stirling's difference for large
     alpha, as :func:`sknbmix._nbinom.log_rising_factorial`."""
     if alpha > _STIRLING_ALPHA:
-        return (
-            (alpha - 0.5) * math.log1p(x / alpha)
-            + x * (math.log(alpha + x) - 1.0)
-            - x / (12.0 * alpha * (alpha + x))
-        )
+        return _stirling(x, alpha)
     return math.lgamma(x + alpha) - log_gamma_alpha
 
 
@@ -90,14 +92,7 @@ def _digamma_sum(values, mass, alpha):
         if x == 0.0:
             continue
         if alpha > _SERIES_ALPHA:
-            z = alpha + x
-            az = alpha * z
-            term = (
-                math.log1p(x / alpha)
-                + x / (2.0 * az)
-                + x * (alpha + z) / (12.0 * az**2)
-                - x * (alpha + z) * (alpha * alpha + z * z) / (120.0 * az**4)
-            )
+            term = _digamma_series(x, alpha)
         else:
             term = digamma(x + alpha) - at_alpha
         total += mass[e] * term
