@@ -393,6 +393,19 @@ def cell_em_step(
 
 
 @njit(cache=True, error_model="numpy")
+def _first_second(x0, x1, x2, s, k, c):
+    """SQUAREM's ``r = x1 - x0`` and ``v = x2 - 2 x1 + x0`` at one element."""
+    return x1[s, k, c] - x0[s, k, c], x2[s, k, c] - 2.0 * x1[s, k, c] + x0[s, k, c]
+
+
+@njit(cache=True, error_model="numpy")
+def _squarem_point(x0, x1, x2, s, k, c, step):
+    """``x0 - 2 step r + step**2 v`` at one element."""
+    r, v = _first_second(x0, x1, x2, s, k, c)
+    return x0[s, k, c] - 2.0 * step * r + step * step * v
+
+
+@njit(cache=True, error_model="numpy")
 def extrapolate(
     theta0, theta1, theta2, step_max, shared, log_alpha_bounds, log_b_bounds
 ):
@@ -421,17 +434,14 @@ def extrapolate(
         for s in range(starts[0], starts[1]):
             for k in range(n_components):
                 for g in range(weight_groups[0], weight_groups[1]):
-                    r = weights1[s, k, g] - weights0[s, k, g]
-                    v = weights2[s, k, g] - 2.0 * weights1[s, k, g] + weights0[s, k, g]
+                    r, v = _first_second(weights0, weights1, weights2, s, k, g)
                     r_norm2 += r * r
                     v_norm2 += v * v
                 for f in range(features[0], features[1]):
-                    r = alpha1[s, k, f] - alpha0[s, k, f]
-                    v = alpha2[s, k, f] - 2.0 * alpha1[s, k, f] + alpha0[s, k, f]
+                    r, v = _first_second(alpha0, alpha1, alpha2, s, k, f)
                     r_norm2 += r * r
                     v_norm2 += v * v
-                    r = b1[s, k, f] - b0[s, k, f]
-                    v = b2[s, k, f] - 2.0 * b1[s, k, f] + b0[s, k, f]
+                    r, v = _first_second(b0, b1, b2, s, k, f)
                     r_norm2 += r * r
                     v_norm2 += v * v
         length = math.sqrt(r_norm2 / v_norm2) if v_norm2 > 0.0 else np.inf
@@ -443,9 +453,9 @@ def extrapolate(
             for g in range(weight_groups[0], weight_groups[1]):
                 top = -np.inf
                 for k in range(n_components):
-                    w0, w1 = weights0[s, k, g], weights1[s, k, g]
-                    r, v = w1 - w0, weights2[s, k, g] - 2.0 * w1 + w0
-                    new_weights[s, k, g] = w0 - 2.0 * step * r + step * step * v
+                    new_weights[s, k, g] = _squarem_point(
+                        weights0, weights1, weights2, s, k, g, step
+                    )
                     top = max(top, new_weights[s, k, g])
                 norm = 0.0
                 for k in range(n_components):
@@ -455,15 +465,11 @@ def extrapolate(
                     new_weights[s, k, g] -= log_norm
             for k in range(n_components):
                 for f in range(features[0], features[1]):
-                    a0, a1 = alpha0[s, k, f], alpha1[s, k, f]
-                    r, v = a1 - a0, alpha2[s, k, f] - 2.0 * a1 + a0
-                    x = a0 - 2.0 * step * r + step * step * v
+                    x = _squarem_point(alpha0, alpha1, alpha2, s, k, f, step)
                     new_alpha[s, k, f] = min(
                         max(x, log_alpha_bounds[0]), log_alpha_bounds[1]
                     )
-                    c0, c1 = b0[s, k, f], b1[s, k, f]
-                    r, v = c1 - c0, b2[s, k, f] - 2.0 * c1 + c0
-                    x = c0 - 2.0 * step * r + step * step * v
+                    x = _squarem_point(b0, b1, b2, s, k, f, step)
                     new_b[s, k, f] = min(max(x, log_b_bounds[0]), log_b_bounds[1])
     return new_weights, new_alpha, new_b, capped
 
