@@ -404,7 +404,7 @@ def bootstrap(
     replicate = clone(estimator).set_params(warm_start=False, verbose=0, n_jobs=None)
     batches = _batches(n_resamples, n_jobs)
     tasks = (
-        delayed(_run_batch)(replicate, estimator, X, method, root.entropy, batch)
+        delayed(_run_batch)(replicate, estimator, X, method, root, batch)
         for batch in batches
     )
     parallel = Parallel(n_jobs=n_jobs, return_as="generator")
@@ -491,7 +491,23 @@ def _parameters(estimator):
     }
 
 
-def _run_batch(replicate, reference, X, method, entropy, indices):
+def replicate_seed(root, index):
+    """The seed of replicate ``index``: child ``index`` of ``root``.
+
+    Equal to ``root.spawn(n)[index]`` for a fresh ``root``, but built from
+    the root's entropy, spawn key and pool size alone, so that it does not
+    depend on how many children were spawned before, in this process or
+    another. Keeping the root's own spawn key keeps two sibling roots (two
+    children of one SeedSequence) apart.
+    """
+    return np.random.SeedSequence(
+        root.entropy,
+        spawn_key=tuple(root.spawn_key) + (int(index),),
+        pool_size=root.pool_size,
+    )
+
+
+def _run_batch(replicate, reference, X, method, root, indices):
     """Fit the replicates ``indices``; each draws from its own seed only."""
     params = {
         name: np.full((len(indices),) + value.shape, np.nan)
@@ -503,9 +519,7 @@ def _run_batch(replicate, reference, X, method, entropy, indices):
     n_samples = X.shape[0]
     datasets = []
     for index in indices:
-        rng = np.random.default_rng(
-            np.random.SeedSequence(entropy, spawn_key=(int(index),))
-        )
+        rng = np.random.default_rng(replicate_seed(root, index))
         if method == "parametric":
             datasets.append(reference._draw(rng, n_samples)[0])
         else:
@@ -530,7 +544,7 @@ def _run_batch(replicate, reference, X, method, entropy, indices):
             if fits is None:
                 # Random initialisations (n_init > 1, "kmeans", "random") draw
                 # from the replicate's own grandchild seed, never global state.
-                fit_seed = np.random.SeedSequence(entropy, spawn_key=(int(index), 0))
+                fit_seed = replicate_seed(replicate_seed(root, index), 0)
                 replicate.set_params(
                     random_state=np.random.RandomState(np.random.MT19937(fit_seed))
                 )

@@ -29,9 +29,7 @@ PARAMETERS = ("weights", "alpha", "b", "means")
 def replicate_rng(random_state, index):
     """The random source of replicate ``index``, as the bootstrap documents it."""
     root = np.random.SeedSequence(random_state)
-    return np.random.default_rng(
-        np.random.SeedSequence(root.entropy, spawn_key=(index,))
-    )
+    return np.random.default_rng(root.spawn(index + 1)[index])
 
 
 def replicate_data(reference, random_state, index, n_samples):
@@ -297,6 +295,40 @@ def test_same_seed_same_result_for_any_n_jobs(rex1, rex1_fit, rex1_result):
         rex1_fit, rex1, n_resamples=40, random_state=np.random.SeedSequence(0)
     )
     assert_same_estimates(seed_sequence, rex1_result)
+
+
+def test_sibling_seed_sequences_give_different_replicates(rex1, rex1_fit):
+    # Two children of one SeedSequence share its entropy and differ only in
+    # their spawn keys: each must give replicates of its own, the same for
+    # any n_jobs, and the same again when reused.
+    first, second = np.random.SeedSequence(7).spawn(2)
+    a = sknbmix.bootstrap(rex1_fit, rex1, n_resamples=12, random_state=first)
+    b = sknbmix.bootstrap(rex1_fit, rex1, n_resamples=12, random_state=second)
+    for name in PARAMETERS:
+        assert not np.any(np.all(a.estimates[name] == b.estimates[name], axis=-1))
+    again = sknbmix.bootstrap(
+        rex1_fit, rex1, n_resamples=12, random_state=first, n_jobs=2
+    )
+    assert_same_estimates(again, a)
+
+
+def test_replicate_seed_is_the_spawned_child():
+    from sknbmix._bootstrap import replicate_seed
+
+    for root in (
+        np.random.SeedSequence(3),
+        np.random.SeedSequence(3).spawn(2)[1],
+        np.random.SeedSequence(3, spawn_key=(5, 6), pool_size=8),
+    ):
+        fresh = np.random.SeedSequence(
+            root.entropy, spawn_key=root.spawn_key, pool_size=root.pool_size
+        )
+        for index, child in enumerate(fresh.spawn(4)):
+            got = replicate_seed(root, index)
+            assert got.spawn_key == child.spawn_key
+            np.testing.assert_array_equal(
+                got.generate_state(4), child.generate_state(4)
+            )
 
 
 def test_different_seed_different_result(rex1, rex1_fit, rex1_result):
