@@ -123,7 +123,7 @@ def _interval_table(result, feature_names):
         f"{'parameter':>9} {'component':>9} {'feature':>{width}} {'estimate':>10} "
         f"{level + ' low':>10} {level + ' high':>10}"
     ]
-    for row in result._rows(feature_names):
+    for row in result.rows(feature_names):
         feature = "" if row["feature"] is None else row["feature"]
         lines.append(
             f"{row['parameter']:>9} {row['component']:>9} {feature:>{width}} "
@@ -299,7 +299,7 @@ def _bootstrap_command(args, out):
     if args.out:
         fields = ["parameter", "component", "feature", "estimate"]
         fields += ["standard_error", "low", "high"]
-        _write_csv(args.out, fields, result._rows(feature_names))
+        _write_csv(args.out, fields, result.rows(feature_names))
         print(f"intervals written to {args.out}", file=out)
     if args.plot:
         _corner_figure(result, args.plot)

@@ -61,6 +61,12 @@ class BootstrapResult:
         result was kept: without the second start they would be wrong.
     method, ci_method : str
     confidence_level : float
+    shared_weights : bool
+        Whether the estimator shares its weights across features: then
+        ``"weights"`` is (n_components,), else (n_features, n_components).
+    feature_names : list
+        The estimator's ``feature_names_in_`` when it was fitted on a
+        DataFrame, else the feature indices.
     """
 
     estimates: dict
@@ -73,8 +79,8 @@ class BootstrapResult:
     method: str
     ci_method: str
     confidence_level: float
-    _shared_weights: bool = field(default=True, repr=False)
-    _feature_names: list = field(default=None, repr=False)
+    shared_weights: bool = field(default=True, repr=False)
+    feature_names: list = field(default=None, repr=False)
 
     def __repr__(self):
         level = f"{100 * self.confidence_level:g}%"
@@ -93,12 +99,22 @@ class BootstrapResult:
                 )
         return "\n".join(lines)
 
-    def _rows(self, feature_names=None):
-        """The intervals as tidy rows (dicts of Python scalars), one per
-        parameter, component and feature; ``feature`` is None for weights
-        shared by all features. ``feature_names`` overrides the estimator's.
+    def rows(self, feature_names=None):
+        """The intervals as tidy rows, the records :meth:`to_frame` is built on.
+
+        Parameters
+        ----------
+        feature_names : sequence, default=None
+            Names to report in ``feature``; None uses :attr:`feature_names`.
+
+        Returns
+        -------
+        rows : list of dict
+            One dict of Python scalars per parameter, component and feature,
+            with the keys of the :meth:`to_frame` columns; ``feature`` is
+            None for weights shared by all features.
         """
-        names = self._feature_names if feature_names is None else feature_names
+        names = self.feature_names if feature_names is None else feature_names
         rows = []
         for name in PARAMETERS:
             estimate = self.point_estimate[name]
@@ -108,7 +124,7 @@ class BootstrapResult:
                 if name == "weights":
                     # Shared weights are (K,), per-feature ones (n_features, K).
                     component, feature = (
-                        (index[0], None) if self._shared_weights else index[::-1]
+                        (index[0], None) if self.shared_weights else index[::-1]
                     )
                 else:
                     component, feature = index
@@ -138,7 +154,7 @@ class BootstrapResult:
             import pandas as pd
         except ImportError as exc:  # pragma: no cover - pandas is optional
             raise ImportError("BootstrapResult.to_frame requires pandas.") from exc
-        rows = self._rows()
+        rows = self.rows()
         frame = pd.DataFrame(rows)
         # An object column keeps integers and None as they are (no NaN floats).
         frame["feature"] = pd.Series([row["feature"] for row in rows], dtype=object)
@@ -445,8 +461,8 @@ def bootstrap(
         method=method,
         ci_method=ci_method,
         confidence_level=confidence_level,
-        _shared_weights=estimator.shared_weights,
-        _feature_names=list(
+        shared_weights=estimator.shared_weights,
+        feature_names=list(
             getattr(estimator, "feature_names_in_", range(estimator.n_features_in_))
         ),
     )

@@ -419,7 +419,7 @@ def plot_corner(
         raise ValueError(f"bins must be a positive integer, got {bins!r}.")
 
     n_features = result.point_estimate["alpha"].shape[1]
-    names = result._feature_names or list(range(n_features))
+    names = result.feature_names or list(range(n_features))
     named = any(isinstance(name, str) for name in names)
     features = (
         range(n_features)
@@ -436,7 +436,7 @@ def plot_corner(
         low, high = result.confidence_interval[name]
         short = _SHORT_NAMES[name]
         is_log = log and name != "weights"
-        if name == "weights" and result._shared_weights:
+        if name == "weights" and result.shared_weights:
             indices = [((k,), f"{short}[{k}]") for k in range(point.shape[0])]
         else:
             indices = []

@@ -170,6 +170,28 @@ def test_to_frame(kind, rex1_result, independent_result):
     assert counts["alpha"] == counts["b"] == counts["means"] == K * G
 
 
+@pytest.mark.parametrize("kind", ["shared", "independent"])
+def test_public_fields_and_rows(kind, rex1_result, independent_result):
+    res = rex1_result if kind == "shared" else independent_result
+    K, G = res.point_estimate["alpha"].shape
+    assert res.shared_weights is (kind == "shared")
+    assert res.feature_names == list(range(G))
+    rows = res.rows()
+    assert (
+        pd.DataFrame(rows)
+        .drop(columns="feature")
+        .equals(res.to_frame().drop(columns="feature"))
+    )
+    assert [row["feature"] for row in rows] == list(res.to_frame()["feature"])
+    # Names given to rows() replace the estimator's, for every feature row.
+    names = [f"gene{j}" for j in range(G)]
+    renamed = res.rows(names)
+    assert {row["feature"] for row in renamed} - {None} == set(names)
+    assert [row["feature"] is None for row in renamed] == [
+        row["feature"] is None for row in rows
+    ]
+
+
 def test_method_equals_function(rex1, rex1_fit, rex1_result):
     res = rex1_fit.bootstrap(rex1, n_resamples=40, random_state=0)
     assert_same_estimates(res, rex1_result)
