@@ -64,7 +64,7 @@ def main():
     parser.add_argument("--quick", action="store_true", help="10 sets per model")
     args = parser.parse_args()
     n_sets = 10 if args.quick else args.n_sets
-    X = load_singer(return_X_y=True)
+    X, _ = load_singer(return_X_y=True)
     columns = [
         ("model", 12, "s"),
         ("sets", 5, "d"),

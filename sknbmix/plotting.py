@@ -393,7 +393,7 @@ def plot_corner(
     >>> from sknbmix import NegBinomMixture, bootstrap
     >>> from sknbmix.datasets import load_singer
     >>> from sknbmix.plotting import plot_corner
-    >>> X = load_singer(return_X_y=True)[:, :1]
+    >>> X = load_singer().data[:, :1]
     >>> model = NegBinomMixture(n_components=2).fit(X)
     >>> result = bootstrap(model, X, n_resamples=100, random_state=0)
     >>> fig = plot_corner(result, log=True)
@@ -580,7 +580,7 @@ def plot_information_criteria(comparison, *, ax=None):
     >>> from sknbmix import compare_n_components
     >>> from sknbmix.datasets import load_singer
     >>> from sknbmix.plotting import plot_information_criteria
-    >>> X = load_singer(return_X_y=True)[:, :1]
+    >>> X = load_singer().data[:, :1]
     >>> comparison = compare_n_components(X, [1, 2, 3], cv=3)
     >>> ax = plot_information_criteria(comparison)
     >>> [line.get_label() for line in ax.lines]

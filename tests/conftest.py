@@ -10,7 +10,7 @@ from sknbmix.datasets import load_singer
 @pytest.fixture(scope="module")
 def singer():
     """279 cells x Rex1, Rest, Nanog, Prdm14."""
-    return load_singer(return_X_y=True)
+    return load_singer().data
 
 
 @pytest.fixture(scope="module")

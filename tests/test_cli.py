@@ -28,7 +28,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def counts():
-    return load_singer(return_X_y=True)
+    return load_singer().data
 
 
 @pytest.fixture(scope="module")

@@ -70,9 +70,12 @@ def test_load_singer_file_is_reachable():
 
 def test_load_singer_returns_fresh_arrays():
     # Mutating one result must not leak into the next call.
-    X = load_singer(return_X_y=True)
+    X = load_singer().data
     X[:] = -1
-    assert np.all(load_singer(return_X_y=True) >= 0)
+    assert np.all(load_singer().data >= 0)
+    X, _ = load_singer(return_X_y=True)
+    X[:] = -1
+    assert np.all(load_singer(return_X_y=True)[0] >= 0)
 
 
 def test_load_singer_descr():
@@ -87,7 +90,12 @@ def test_load_singer_descr():
 
 
 def test_load_singer_return_X_y():
-    X = load_singer(return_X_y=True)
+    # (data, target) like every scikit-learn loader; there is no target.
+    result = load_singer(return_X_y=True)
+    assert isinstance(result, tuple)
+    assert len(result) == 2
+    X, y = result
+    assert y is None
     assert isinstance(X, np.ndarray)
     np.testing.assert_array_equal(X, load_singer().data)
 
@@ -106,7 +114,8 @@ def test_load_singer_as_frame():
 
 def test_load_singer_as_frame_return_X_y():
     pd = pytest.importorskip("pandas")
-    X = load_singer(return_X_y=True, as_frame=True)
+    X, y = load_singer(return_X_y=True, as_frame=True)
+    assert y is None
     assert isinstance(X, pd.DataFrame)
     assert list(X.columns) == FEATURE_NAMES
     np.testing.assert_array_equal(X.to_numpy(), load_singer().data)

@@ -314,7 +314,7 @@ def test_wrong_number_of_features(singer):
 
 def test_dataframe_feature_names():
     pd = pytest.importorskip("pandas")
-    df = load_singer(as_frame=True, return_X_y=True)
+    df, _ = load_singer(as_frame=True, return_X_y=True)
     est = NegBinomMixture(n_components=2).fit(df)
     np.testing.assert_array_equal(est.feature_names_in_, df.columns)
     assert est.n_features_in_ == 4

@@ -20,7 +20,7 @@ NAMES = ["Rex1", "Rest", "Nanog", "Prdm14"]
 
 @pytest.fixture(scope="module")
 def counts():
-    return load_singer(return_X_y=True)
+    return load_singer().data
 
 
 def write(path, text):

@@ -272,7 +272,7 @@ def test_layered_splits_find_side_by_side_components(rex1):
 
 
 def test_recovery_rex1_model(rex1_fit):
-    truth = NegBinomMixture(n_components=2).fit(load_singer(return_X_y=True)[:, :1])
+    truth = NegBinomMixture(n_components=2).fit(load_singer().data[:, :1])
     truth.set_params(random_state=0)
     X, y = truth.sample(20_000)
     est = NegBinomMixture(n_components=2).fit(X)

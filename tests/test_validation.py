@@ -32,7 +32,7 @@ from sknbmix.exceptions import DegenerateComponentWarning, PoissonLimitWarning
 
 @functools.cache
 def _singer():
-    X = load_singer(return_X_y=True)
+    X, _ = load_singer(return_X_y=True)
     X.setflags(write=False)
     return X
 

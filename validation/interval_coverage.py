@@ -8,7 +8,7 @@ Usage::
     python validation/interval_coverage.py --summarize validation/results/coverage.csv
 
 The truth is the two-component fit of Rex1 in the built-in data,
-``NegBinomMixture(2).fit(load_singer(return_X_y=True)[:, :1])`` (weights
+``NegBinomMixture(2).fit(load_singer().data[:, :1])`` (weights
 about [0.160, 0.840], alpha [3.53, 5.06], b [4.06, 32.0]). For each sample
 size and each of ``--n-datasets`` data sets the script
 
@@ -82,7 +82,7 @@ SUMMARY_KEYS = ["n_samples", "ci_method", "parameter", "component"]
 
 def true_mixture():
     """The truth: the default two-component fit of Rex1."""
-    rex1 = load_singer(return_X_y=True)[:, :1]
+    rex1 = load_singer().data[:, :1]
     return NegBinomMixture(n_components=2).fit(rex1)
 
 

@@ -103,14 +103,15 @@ def load_singer(*, return_X_y=False, as_frame=False):
     Parameters
     ----------
     return_X_y : bool, default=False
-        If True, return the data ``X`` alone instead of a Bunch object. There is
-        no target in this data set, so unlike scikit-learn's supervised loaders
-        nothing else is returned: write ``X = load_singer(return_X_y=True)``.
+        If True, return ``(data, target)`` instead of a Bunch object, as
+        scikit-learn's loaders do. This data set has no target, so ``target``
+        is None: write ``X, _ = load_singer(return_X_y=True)``.
 
     as_frame : bool, default=False
         If True, the data is a pandas DataFrame with one int64 column per gene,
         named as in ``feature_names``, and ``frame`` is that same DataFrame. If
-        `return_X_y` is also True, the DataFrame is returned. Requires pandas.
+        `return_X_y` is also True, the DataFrame is the first element of the
+        tuple. Requires pandas.
 
     Returns
     -------
@@ -133,8 +134,9 @@ def load_singer(*, return_X_y=False, as_frame=False):
             The module that holds the file:
             ``importlib.resources.files(data_module) / filename`` opens it.
 
-    X : {ndarray, DataFrame} of shape (279, 4)
-        Only if `return_X_y=True`: the `data` attribute described above.
+    (data, target) : tuple if `return_X_y` is True
+        ``data`` is the `data` attribute described above; ``target`` is None,
+        as the data set is unsupervised.
 
     Raises
     ------
@@ -170,11 +172,13 @@ def load_singer(*, return_X_y=False, as_frame=False):
            [172,  91,  33,   5],
            [261,  70,  68,   0]])
 
-    With ``return_X_y=True`` only the counts come back:
+    With ``return_X_y=True`` the counts come back with a target of None:
 
-    >>> X = load_singer(return_X_y=True)
+    >>> X, y = load_singer(return_X_y=True)
     >>> X.sum(axis=0)
     array([38604, 20906, 24479,  1265])
+    >>> y is None
+    True
 
     With ``as_frame=True`` the columns are named by gene:
 
@@ -202,7 +206,8 @@ def load_singer(*, return_X_y=False, as_frame=False):
         data = frame
 
     if return_X_y:
-        return data
+        # (data, target) as in sklearn.datasets; there is no target.
+        return data, None
 
     return Bunch(
         data=data,
