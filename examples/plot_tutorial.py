@@ -282,12 +282,12 @@ result.to_frame().round(4)
 fig = plot_corner(result, ("weights", "means"), log=True)
 
 # %%
-# The two weights add up to one, so they lie on a line. The low component,
-# with few cells, is the less certain one: its weight and mean spread far
-# more, relative to their size, than the high component's mean (the means are
-# on log scales). An isolated point is a replicate that landed far from the
-# rest; percentile intervals are robust to a few of them, standard errors
-# less so.
+# Only the first weight is drawn: the two add up to one, so the second is
+# one minus it. The low component, with few cells, is the less certain one:
+# its weight and mean spread far more, relative to their size, than the high
+# component's mean (the means are on log scales). An isolated point is a
+# replicate that landed far from the rest; percentile intervals are robust to
+# a few of them, standard errors less so.
 
 # %%
 # Four genes, one cell state per cell
@@ -333,7 +333,7 @@ frame = result4.to_frame()
 frame[frame.parameter.isin(["weights", "means"])].round(3)
 
 # %%
-# The corner plot of the weights and the means of Nanog:
+# The corner plot of the first weight and the means of Nanog:
 
 fig = plot_corner(result4, ("weights", "means"), feature="Nanog")
 

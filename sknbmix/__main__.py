@@ -190,7 +190,8 @@ def _corner_figure(result, path):
     fig = _figure()
     from sknbmix.plotting import plot_corner
 
-    n_variables = result.point_estimate["weights"].size + (
+    # plot_corner leaves out the last weight of each group, one minus the others.
+    n_variables = result.point_estimate["weights"][..., :-1].size + (
         result.point_estimate["means"].size
     )
     size = min(2.0 * n_variables + 1.0, 20.0)

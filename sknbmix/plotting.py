@@ -338,6 +338,9 @@ def plot_corner(
     """Corner plot of bootstrap replicates of the mixture's parameters.
 
     One variable per parameter, component (and feature) selected. The
+    weights of a group (all features, or one feature without shared
+    weights) sum to one, so the last component's weight, one minus the
+    others, is left out: a two-component fit shows ``w[0]`` alone. The
     diagonal shows a histogram of each variable over the replicates, with
     the point estimate (a vertical line) and the confidence interval
     (shaded); below it, each pair of variables is a scatter plot of the
@@ -379,7 +382,13 @@ def plot_corner(
         The figure, with ``n * n`` Axes for ``n`` variables in row-major
         order (``fig.axes[i * n + j]`` is row ``i``, column ``j``); those of
         the upper triangle are invisible. Variables are labelled like
-        ``"w[1]"`` or ``"mean[0, Rex1]"`` (component, then feature).
+        ``"w[0]"`` or ``"mean[0, Rex1]"`` (component, then feature).
+
+    Raises
+    ------
+    ValueError
+        If an argument is invalid, or if ``parameters`` is ``"weights"``
+        alone for a one-component mixture, whose weight (1) is not drawn.
 
     See Also
     --------
@@ -398,9 +407,9 @@ def plot_corner(
     >>> result = bootstrap(model, X, n_resamples=100, random_state=0)
     >>> fig = plot_corner(result, log=True)
     >>> len(fig.axes)
-    16
-    >>> [ax.get_xlabel() for ax in fig.axes[-4:]]
-    ['w[0]', 'w[1]', 'mean[0]', 'mean[1]']
+    9
+    >>> [ax.get_xlabel() for ax in fig.axes[-3:]]
+    ['w[0]', 'mean[0]', 'mean[1]']
     """
     if not isinstance(result, BootstrapResult):
         raise ValueError(
@@ -436,13 +445,15 @@ def plot_corner(
         low, high = result.confidence_interval[name]
         short = _SHORT_NAMES[name]
         is_log = log and name != "weights"
+        # The last weight of a group is one minus the others: not free.
+        n_drawn = point.shape[-1] - 1 if name == "weights" else point.shape[0]
         if name == "weights" and result.shared_weights:
-            indices = [((k,), f"{short}[{k}]") for k in range(point.shape[0])]
+            indices = [((k,), f"{short}[{k}]") for k in range(n_drawn)]
         else:
             indices = []
             for g in features:
                 suffix = f", {names[g]}" if show_feature else ""
-                for k in range(point.shape[1 if name == "weights" else 0]):
+                for k in range(n_drawn):
                     # Per-feature weights are (n_features, n_components).
                     index = (g, k) if name == "weights" else (k, g)
                     indices.append((index, f"{short}[{k}{suffix}]"))
@@ -459,6 +470,11 @@ def plot_corner(
             )
 
     n = len(variables)
+    if n == 0:
+        raise ValueError(
+            "parameters=('weights',) of a one-component mixture draws nothing: "
+            "its weight is 1. Choose 'alpha', 'b' or 'means' too."
+        )
     if ax is not None:
         axes = np.asarray(ax, dtype=object).reshape(np.shape(ax))
         if axes.shape != (n, n):

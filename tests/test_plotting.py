@@ -231,27 +231,26 @@ def grid_of(fig, n):
 
 def test_corner_panels(rex1_result):
     fig = plot_corner(rex1_result)
-    axes = grid_of(fig, 4)
-    names = ["w[0]", "w[1]", "mean[0]", "mean[1]"]
+    axes = grid_of(fig, 3)
+    names = ["w[0]", "mean[0]", "mean[1]"]
     assert [ax.get_xlabel() for ax in axes[-1]] == names
     assert [ax.get_ylabel() for ax in axes[1:, 0]] == names[1:]
 
     estimates = rex1_result.estimates
     values = [
         estimates["weights"][:, 0],
-        estimates["weights"][:, 1],
         estimates["means"][:, 0, 0],
         estimates["means"][:, 1, 0],
     ]
     point = rex1_result.point_estimate
-    points = [point["weights"][0], point["weights"][1]] + list(point["means"][:, 0])
+    points = [point["weights"][0]] + list(point["means"][:, 0])
     low, high = rex1_result.confidence_interval["weights"]
-    lows = list(low) + list(rex1_result.confidence_interval["means"].low[:, 0])
-    highs = list(high) + list(rex1_result.confidence_interval["means"].high[:, 0])
+    lows = [low[0]] + list(rex1_result.confidence_interval["means"].low[:, 0])
+    highs = [high[0]] + list(rex1_result.confidence_interval["means"].high[:, 0])
     n_replicates = len(estimates["weights"])
 
-    for i in range(4):
-        for j in range(i + 1, 4):
+    for i in range(3):
+        for j in range(i + 1, 3):
             assert not axes[i, j].get_visible()
         diagonal = axes[i, i]
         assert diagonal.get_visible()
@@ -281,17 +280,16 @@ def test_corner_feature_and_log(frame_result):
         frame_result, ("weights", "alpha"), feature="Nanog", fig=fig, log=True
     )
     assert returned is fig
-    axes = grid_of(fig, 4)
+    axes = grid_of(fig, 3)
     assert [ax.get_xlabel() for ax in axes[-1]] == [
         "w[0]",
-        "w[1]",
         "alpha[0, Nanog]",
         "alpha[1, Nanog]",
     ]
-    assert [ax.get_xscale() for ax in axes[-1]] == ["linear"] * 2 + ["log"] * 2
-    assert axes[3, 0].get_yscale() == "log"
+    assert [ax.get_xscale() for ax in axes[-1]] == ["linear"] + ["log"] * 2
+    assert axes[2, 0].get_yscale() == "log"
     np.testing.assert_array_equal(
-        axes[3, 2].lines[0].get_xdata(), frame_result.estimates["alpha"][:, 0, 2]
+        axes[2, 1].lines[0].get_xdata(), frame_result.estimates["alpha"][:, 0, 2]
     )
 
     # All features: each component's mean for each gene, gene by gene.
@@ -302,9 +300,26 @@ def test_corner_feature_and_log(frame_result):
     assert axes[-1, -1].get_xlabel() == "mean[1, Prdm14]"
 
 
-def test_corner_per_feature_weights(singer):
+def test_corner_two_components_show_one_weight(rex1_result, singer):
+    # w[1] = 1 - w[0]: one free weight, shared or per feature.
+    fig = plot_corner(rex1_result, "weights")
+    (panel,) = grid_of(fig, 1).ravel()
+    assert panel.get_xlabel() == "w[0]"
+    (bars,) = panel.containers
+    assert sum(bar.get_height() for bar in bars) == len(
+        rex1_result.estimates["weights"]
+    )
+
     X = singer[:, :2]
     model = NegBinomMixture(2, shared_weights=False).fit(X)
+    result = bootstrap(model, X, n_resamples=10, random_state=0)
+    fig = plot_corner(result, "weights")
+    assert [ax.get_xlabel() for ax in grid_of(fig, 2)[-1]] == ["w[0, 0]", "w[0, 1]"]
+
+
+def test_corner_per_feature_weights(singer):
+    X = singer[:, :2]
+    model = NegBinomMixture(3, shared_weights=False).fit(X)
     result = bootstrap(model, X, n_resamples=10, random_state=0)
     fig = plot_corner(result, "weights", feature=1, bins=5)
     axes = grid_of(fig, 2)
@@ -320,15 +335,15 @@ def test_corner_per_feature_weights(singer):
 
 
 def test_corner_on_given_axes(rex1_result):
-    fig, grid = plt.subplots(4, 4)
+    fig, grid = plt.subplots(3, 3)
     assert plot_corner(rex1_result, ax=grid) is fig
     # The diagonal histograms hold every replicate, on the Axes passed.
     n_replicates = rex1_result.estimates["weights"].shape[0]
-    for i in range(4):
+    for i in range(3):
         (bars,) = grid[i, i].containers
         assert sum(bar.get_height() for bar in bars) == n_replicates
-    assert not grid[0, 3].get_visible()
-    with pytest.raises(ValueError, match="4 x 4 grid"):
+    assert not grid[0, 2].get_visible()
+    with pytest.raises(ValueError, match="3 x 3 grid"):
         plot_corner(rex1_result, ax=plt.subplots(2, 2)[1])
 
 
@@ -343,6 +358,16 @@ def test_corner_errors(rex1_result, rex1_fit):
         plot_corner(rex1_result, feature=2)
     with pytest.raises(ValueError, match="bins"):
         plot_corner(rex1_result, bins=0)
+
+
+def test_corner_one_component(rex1):
+    model = NegBinomMixture(1).fit(rex1)
+    result = bootstrap(model, rex1, n_resamples=10, random_state=0)
+    # The weight is 1 in every replicate: only the means are drawn.
+    fig = plot_corner(result)
+    assert [ax.get_xlabel() for ax in grid_of(fig, 1).ravel()] == ["mean[0]"]
+    with pytest.raises(ValueError, match="one-component mixture draws nothing"):
+        plot_corner(result, "weights")
 
 
 # -- plot_information_criteria ------------------------------------------------------
