@@ -25,6 +25,7 @@ on stderr (``sknbmix COMMAND: error: ...``) and exit status 2.
 # SPDX-License-Identifier: BSD-3-Clause
 
 import argparse
+import copy
 import csv
 import importlib.util
 import math
@@ -33,6 +34,7 @@ import sys
 import textwrap
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -44,8 +46,6 @@ from sknbmix.datasets import load_singer
 from sknbmix.io import load_model, read_counts, save_model
 
 _PLOT_HINT = "figures need matplotlib: pip install 'sknbmix[plot]'"
-# scikit-learn's warning when a model with feature names gets an array.
-_UNNAMED_X = "X does not have valid feature names"
 # ECDF panels per figure: beyond this, --columns must pick the genes.
 _MAX_PANELS = 24
 
@@ -162,8 +162,8 @@ def _figure(**kwargs):
     return Figure(**kwargs)
 
 
-def _ecdf_figure(model, X, path):
-    """One ECDF + model panel per feature, four to a row."""
+def _ecdf_figure(model, X, path, feature_names):
+    """One ECDF + model panel per feature, four to a row, named by gene."""
     n_features = X.shape[1]
     if n_features > _MAX_PANELS:
         raise ValueError(
@@ -181,9 +181,15 @@ def _ecdf_figure(model, X, path):
         if g < n_features:
             # A fixed seed: the same figure every run.
             plot_ecdf(model, X, feature=g, ax=ax, n_draws=200, random_state=0)
+            # The model has no feature names (see _named): label the gene here,
+            # as plot_ecdf does for a model fitted on a DataFrame.
+            name = feature_names[g]
+            ax.set_xlabel(f"{name} count")
+            ax.set_title(f"{name}: data and {model.n_components}-component mixture")
         else:
             ax.set_visible(False)
     fig.savefig(path, dpi=120)
+    return fig
 
 
 def _corner_figure(result, path):
@@ -226,11 +232,17 @@ def _read(args, columns=None):
     )
 
 
-def _name_features(model, feature_names):
-    """Record the file's column names on the model, as a fit on a DataFrame
-    does, so that they are saved with it and label the figures."""
-    model.feature_names_in_ = np.asarray([str(n) for n in feature_names], object)
-    return model
+def _named(model, feature_names):
+    """A shallow copy of ``model`` with the file's column names recorded, as a
+    fit on a DataFrame records them, for :func:`save_model` to write.
+
+    The command line fits and evaluates on arrays, not DataFrames, so that it
+    does not need pandas; it keeps the names beside the model. Only the copy
+    that is saved carries them: no array ever meets a model with names.
+    """
+    named = copy.copy(model)
+    named.feature_names_in_ = np.asarray([str(n) for n in feature_names], object)
+    return named
 
 
 def _describe_input(X, feature_names, path, out):
@@ -252,7 +264,6 @@ def _read_and_fit(args, out):
         shared_weights=not args.independent,
         solver=args.solver,
     ).fit(X)
-    _name_features(model, feature_names)
     return X, feature_names, model
 
 
@@ -266,10 +277,10 @@ def _fit_command(args, out):
         file=out,
     )
     if args.out:
-        save_model(model, args.out)
+        save_model(_named(model, feature_names), args.out)
         print(f"model written to {args.out}", file=out)
     if args.plot:
-        _ecdf_figure(model, X, args.plot)
+        _ecdf_figure(model, X, args.plot, feature_names)
         print(f"figure written to {args.plot}", file=out)
 
 
@@ -290,6 +301,8 @@ def _bootstrap_command(args, out):
         )
     except RuntimeError as exc:  # every replicate failed
         raise ValueError(str(exc)) from None
+    # The model was fitted on an array: the names, for the table and figure.
+    result = replace(result, feature_names=list(feature_names))
     print(
         f"{args.method} bootstrap, {args.n_resamples} replicates, "
         f"{time.perf_counter() - began:.1f} s, {result.n_failed} failed, "
@@ -300,7 +313,7 @@ def _bootstrap_command(args, out):
     if args.out:
         fields = ["parameter", "component", "feature", "estimate"]
         fields += ["standard_error", "low", "high"]
-        _write_csv(args.out, fields, result.rows(feature_names))
+        _write_csv(args.out, fields, result.rows())
         print(f"intervals written to {args.out}", file=out)
     if args.plot:
         _corner_figure(result, args.plot)
@@ -332,6 +345,19 @@ def _predict_command(args, out):
     X, feature_names, samples = _read(
         args, columns=None if names is None else list(names)
     )
+    if names is not None:
+        if len(feature_names) == len(names) and list(feature_names) != list(names):
+            # Other genes chosen with --columns: used, by position, but said.
+            warnings.warn(
+                f"the columns {', '.join(feature_names)} of {args.counts} are "
+                f"not the model's genes {', '.join(names)}; they are used in "
+                "that order.",
+                UserWarning,
+                stacklevel=2,
+            )
+        # The genes are matched by name above; the array below has no names,
+        # so the model drops its own (see _named).
+        del model.feature_names_in_
     proba = model.predict_proba(X)
     labels = proba.argmax(axis=-1)
     if samples is None:
@@ -414,10 +440,7 @@ def demo(out=sys.stdout, quick=False, figures="sknbmix-demo-figures"):
         )
         print(_interval_table(result, feature_names) + "\n", file=out)
         if figures is not None and counts.shape[1] == 1:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=_UNNAMED_X)
-                _name_features(model, feature_names)
-                _ecdf_figure(model, counts, figures / "rex1_ecdf.png")
+            _ecdf_figure(model, counts, figures / "rex1_ecdf.png", feature_names)
             _corner_figure(result, figures / "rex1_bootstrap_corner.png")
             _criteria_figure(comparison, figures / "rex1_information_criteria.png")
             written += ["rex1_ecdf.png", "rex1_bootstrap_corner.png"]
@@ -805,9 +828,6 @@ def main(argv=None):
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
-            # The command line matches the model's genes to the file's columns
-            # by name itself, then passes arrays without names.
-            warnings.filterwarnings("ignore", message=_UNNAMED_X)
             if args.command == "demo":
                 demo(out, quick=args.quick, figures=args.figures)
             else:

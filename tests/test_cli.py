@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -311,6 +312,92 @@ def test_demo_without_matplotlib_still_prints(
         == "(No figures: figures need matplotlib: pip install 'sknbmix[plot]')"
     )
     assert "== All four genes" in out and not (tmp_path / "figs").exists()
+
+
+# -- feature names ------------------------------------------------------------------
+
+
+def test_commands_emit_no_feature_name_warning(
+    folder, tmp_path, fast_bootstrap, capsys
+):
+    pytest.importorskip("matplotlib")
+    data = folder / "singer.csv"
+    model = tmp_path / "model.json"
+    commands = [
+        ["fit", data, "-k", "2", "--columns", "Nanog,Rex1", "--out", model]
+        + ["--plot", tmp_path / "ecdf.png"],
+        ["fit", folder / "tenx" / "matrix.mtx", "-k", "2", "--independent"],
+        ["bootstrap", data, "-k", "2", "--columns", "Rex1", "--n-resamples", 20]
+        + ["--n-jobs", 1, "--no-progress", "--out", tmp_path / "intervals.csv"]
+        + ["--plot", tmp_path / "corner.png"],
+        ["select", data, "-k", "1-2", "--cv", 2, "--columns", "Rex1"],
+        ["predict", data, "--model", model],
+        ["predict", folder / "tenx" / "matrix.mtx", "--model", model],
+        ["demo", "--quick", "--figures", tmp_path / "figs"],
+    ]
+    for argv in commands:
+        # scikit-learn's "X does not have valid feature names" (a model with
+        # names given an array) and "X has feature names" would raise here.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", message=".*feature names")
+            code, _, err = run(argv, capsys)
+        assert code == 0, argv
+        assert "feature names" not in err, argv
+    # The names still reach the saved model and the intervals.
+    assert list(load_model(model).feature_names_in_) == ["Nanog", "Rex1"]
+    with open(tmp_path / "intervals.csv", newline="") as file:
+        assert {row["feature"] for row in csv.DictReader(file)} == {"", "Rex1"}
+
+
+def test_ecdf_figure_is_labelled_by_gene(counts, tmp_path):
+    pytest.importorskip("matplotlib")
+    # The command line's model has no names; the panels still have them.
+    model = NegBinomMixture(2).fit(counts[:, [2, 0]])
+    names = ["Nanog", "Rex1"]
+    fig = cli._ecdf_figure(model, counts[:, [2, 0]], tmp_path / "e.png", names)
+    assert [ax.get_xlabel() for ax in fig.axes] == ["Nanog count", "Rex1 count"]
+    assert fig.axes[1].get_title() == "Rex1: data and 2-component mixture"
+
+
+def test_feature_name_warnings_are_not_filtered(monkeypatch, capsys):
+    # A warning about names from inside a command reaches the user: main
+    # silences none of them, and leaves the caller's filters as they were.
+    def warns(args, out):
+        warnings.warn(
+            "X does not have valid feature names, but NegBinomMixture was "
+            "fitted with feature names",
+            UserWarning,
+            stacklevel=1,
+        )
+
+    monkeypatch.setitem(cli._COMMANDS, "fit", warns)
+    filters = list(warnings.filters)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        code, _, err = run(["fit", "counts.csv", "-k", "2"], capsys)
+    assert code == 0
+    assert err == (
+        "sknbmix: warning: X does not have valid feature names, but "
+        "NegBinomMixture was fitted with feature names\n"
+    )
+    assert warnings.filters == filters
+
+
+def test_predict_other_columns_than_the_models_warns(folder, tmp_path, capsys):
+    path = tmp_path / "model.json"
+    argv = ["fit", folder / "singer.csv", "-k", "2", "--columns", "Nanog,Rex1"]
+    assert run([*argv, "--out", path], capsys)[0] == 0
+    argv = ["predict", folder / "singer.csv", "--model", path, "--columns"]
+    code, out, err = run([*argv, "Rest,Rex1"], capsys)
+    assert code == 0
+    assert err == (
+        f"sknbmix: warning: the columns Rest, Rex1 of {folder / 'singer.csv'} are "
+        "not the model's genes Nanog, Rex1; they are used in that order.\n"
+    )
+    assert len(out.splitlines()) == 280
+    # The model's own genes, by name, are not worth a warning.
+    code, _, err = run([*argv, "Nanog,Rex1"], capsys)
+    assert code == 0 and err == ""
 
 
 # -- errors -------------------------------------------------------------------------
