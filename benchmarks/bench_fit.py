@@ -27,7 +27,8 @@ from baseline import fit_four_genes, fit_one_gene, loglik_scipy
 from sknbmix import NegBinomMixture
 
 DATA = Path(__file__).resolve().parents[1] / "sknbmix/datasets/data/singer.csv"
-# Best log-likelihoods known on this data (see DESIGN.md).
+# Best log-likelihoods known on this data: the "Known maximum-likelihood fits"
+# of load_singer().DESCR (docs/datasets.rst), also in docs/method.rst.
 OPTIMUM = {"Rex1": -1590.352137603, "4 genes": -5025.819341247}
 # Speed-ups asked for by issue 3.
 GOALS = {"Rex1": 100.0, "4 genes": 300.0}

@@ -11,7 +11,8 @@ from scipy.optimize import minimize
 from scipy.special import gammaln, logsumexp
 from scipy.stats import nbinom
 
-# Known optima on the built-in data (see DESIGN.md and the dataset DESCR).
+# Known optima on the built-in data: the "Known maximum-likelihood fits" of
+# load_singer().DESCR, also in docs/method.rst.
 REX1_K1_LOGLIK = -1638.678352600
 REX1_K2_LOGLIK = -1590.352137603
 FOUR_GENES_K2_LOGLIK = -5025.819341247
