@@ -11,8 +11,8 @@ independently by :func:`baseline.loglik_scipy`, so a disagreement between the
 two flags a bug in either. The two are timed in alternating rounds (one
 classic fit, then 41 sknbmix fits, five times), and each time is the median
 of its rounds: the ratio then compares them on the machine in one state.
-sknbmix runs with whatever is installed: with numba (the ``fast`` extra) its
-EM steps are compiled, else numpy (set ``SKNBMIX_NUMBA=0`` to compare).
+sknbmix's EM runs compiled (numba); a fit before the timing loads the
+compiled loops, so their one-off compile time is not counted.
 """
 
 import argparse

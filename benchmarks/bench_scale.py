@@ -12,7 +12,7 @@ Three parts, all on data from :func:`_synthetic.make_counts` (5% non-zero):
    iteration is the difference of two fits with ``max_iter=a`` and ``b``
    (``tol=0``, same initialisation) divided by ``b - a``, so that its
    initialisation is excluded; sknbmix's is the median of several
-   ``MixtureProblem.em_step`` calls from random responsibilities, with the
+   ``MixtureLikelihood.em_step`` calls from random responsibilities, with the
    time to build the count table given apart.
 2. Recovery: ``NegBinomMixture(8)`` on 20,000 x 500, with default settings
    and with random-responsibility starts, on three data sets at 5% and three
@@ -59,7 +59,7 @@ from sklearn.mixture import GaussianMixture
 
 from sknbmix import NegBinomMixture
 from sknbmix._data import build_count_table
-from sknbmix._em import MixtureProblem, initial_theta
+from sknbmix._likelihood import MixtureLikelihood
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DENSITY = 0.05
@@ -152,11 +152,11 @@ class PeakMemory:
         return False
 
 
-def random_start(problem, n_samples, n_components, seed=0):
+def random_start(likelihood, n_samples, n_components, seed=0):
     """One start from random Dirichlet responsibilities, as a Theta."""
     rng = np.random.default_rng(seed)
     resp = rng.dirichlet(np.ones(n_components), size=(1, n_samples))
-    return initial_theta(problem, resp.transpose(0, 2, 1))
+    return likelihood.from_responsibilities(resp.transpose(0, 2, 1))
 
 
 def time_em_step(X, n_components, repeats):
@@ -165,13 +165,13 @@ def time_em_step(X, n_components, repeats):
     start = time.perf_counter()
     table = build_count_table(X)
     table_s = time.perf_counter() - start
-    problem = MixtureProblem(table, shared_weights=True)
-    theta = random_start(problem, X.shape[0], n_components)
-    problem.em_step(theta)  # warm-up: caches, page faults
+    likelihood = MixtureLikelihood(table, shared_weights=True)
+    theta = random_start(likelihood, X.shape[0], n_components)
+    likelihood.em_step(theta)  # warm-up: caches, page faults
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        _, theta = problem.em_step(theta)
+        _, theta = likelihood.em_step(theta)
         times.append(time.perf_counter() - start)
     return table_s, statistics.median(times)
 
@@ -185,12 +185,12 @@ def em_memory(X, n_components):
     resp = resp.transpose(0, 2, 1)
     with PeakMemory() as peak:
         base = peak.checkpoint()
-        problem = MixtureProblem(build_count_table(X), shared_weights=True)
-        theta = initial_theta(problem, resp)
+        likelihood = MixtureLikelihood(build_count_table(X), shared_weights=True)
+        theta = likelihood.from_responsibilities(resp)
         del resp
         held = peak.checkpoint()
         for _ in range(2):
-            _, theta = problem.em_step(theta)
+            _, theta = likelihood.em_step(theta)
         step = tracemalloc.get_traced_memory()[1] / MB - held
     return peak, held - base, step
 

@@ -15,14 +15,22 @@ from joblib import effective_n_jobs
 from scipy.optimize import linear_sum_assignment
 from scipy.special import expit, logit, ndtr, ndtri
 from sklearn.base import clone
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from sknbmix._data import build_count_table, validate_counts
-from sknbmix._em import MixtureProblem, Theta
-from sknbmix.exceptions import DegenerateComponentWarning, PoissonLimitWarning
+from sknbmix._fit import (
+    FitSettings,
+    fit,
+    fit_starts,
+    initial_starts,
+    order_components,
+    parameters_to_theta,
+    theta_to_parameters,
+)
+from sknbmix._likelihood import MixtureLikelihood, Theta, sample_mixture
+from sknbmix._mixture import NegBinomMixture
 
 ConfidenceInterval = namedtuple("ConfidenceInterval", ["low", "high"])
 
@@ -180,7 +188,7 @@ class BootstrapResult:
         --------
         >>> from sknbmix import NegBinomMixture, bootstrap
         >>> from sknbmix.datasets import load_singer
-        >>> X = load_singer(return_X_y=True)[:, :1]
+        >>> X = load_singer().data[:, :1]
         >>> res = bootstrap(NegBinomMixture(2), X, n_resamples=50, random_state=0)
         >>> res.with_intervals("bc", 0.9).ci_method
         'bc'
@@ -273,8 +281,6 @@ def _bootstrap_iv(
     estimator, X, n_resamples, method, confidence_level, ci_method, n_jobs, random_state
 ):
     """Check the arguments of :func:`bootstrap`; fit the estimator if needed."""
-    from sknbmix._mixture import NegBinomMixture
-
     if not isinstance(estimator, NegBinomMixture):
         raise ValueError(
             f"`estimator` must be a NegBinomMixture, got {type(estimator).__name__}."
@@ -392,7 +398,7 @@ def bootstrap(
     --------
     >>> from sknbmix import NegBinomMixture, bootstrap
     >>> from sknbmix.datasets import load_singer
-    >>> X = load_singer(return_X_y=True)[:, :1]
+    >>> X = load_singer().data[:, :1]
     >>> model = NegBinomMixture(n_components=2).fit(X)
     >>> res = bootstrap(model, X, n_resamples=50, random_state=0)
     >>> res.estimates["weights"].shape
@@ -417,10 +423,19 @@ def bootstrap(
         else np.random.SeedSequence(random_state)
     )
     # Replicates run in the workers of the bootstrap: none of their own.
-    replicate = clone(estimator).set_params(warm_start=False, verbose=0, n_jobs=None)
+    point = _parameters(estimator)
+    # The fitted attributes say what was fitted, whatever the hyperparameters
+    # say now.
+    settings = replace(
+        FitSettings.from_params(estimator.get_params()),
+        n_components=point["alpha"].shape[0],
+        shared_weights=point["weights"].ndim == 1,
+        n_jobs=None,
+        verbose=0,
+    )
     batches = _batches(n_resamples, n_jobs)
     tasks = (
-        delayed(_run_batch)(replicate, estimator, X, method, root, batch)
+        delayed(_run_batch)(settings, point, X, method, root, batch)
         for batch in batches
     )
     parallel = Parallel(n_jobs=n_jobs, return_as="generator")
@@ -443,7 +458,6 @@ def bootstrap(
             UserWarning,
             stacklevel=2,
         )
-    point = _parameters(estimator)
     estimates = {name: params[name][ok] for name in PARAMETERS}
     intervals = _confidence_intervals(estimates, point, ci_method, confidence_level)
     errors = {
@@ -523,66 +537,68 @@ def replicate_seed(root, index):
     )
 
 
-def _run_batch(replicate, reference, X, method, root, indices):
-    """Fit the replicates ``indices``; each draws from its own seed only."""
+def _run_batch(settings, point, X, method, root, indices):
+    """Fit the replicates ``indices`` around the point estimate ``point``
+    (a dict of its parameters); each draws from its own seed only."""
     params = {
         name: np.full((len(indices),) + value.shape, np.nan)
-        for name, value in _parameters(reference).items()
+        for name, value in point.items()
     }
     ok = np.zeros(len(indices), dtype=bool)
     disagree = np.zeros(len(indices), dtype=bool)
-    reference_start = reference._get_theta()
+    shared_weights = point["weights"].ndim == 1
+    reference_start = parameters_to_theta(
+        point["weights"], point["alpha"], point["b"], shared_weights
+    )
     n_samples = X.shape[0]
     datasets = []
     for index in indices:
         rng = np.random.default_rng(replicate_seed(root, index))
         if method == "parametric":
-            datasets.append(reference._draw(rng, n_samples)[0])
+            draw = sample_mixture(
+                rng, n_samples, point["weights"], point["alpha"], point["b"]
+            )[0]
+            datasets.append(draw.astype(np.float64))
         else:
             datasets.append(X[rng.integers(0, n_samples, n_samples)])
     # Workers share two cores with each other: no BLAS threads on top.
-    # The reference fit has reported its Poisson limits and degenerate
-    # components; each replicate repeating that would be noise.
-    with threadpool_limits(limits=1), warnings.catch_warnings():
-        for category in (
-            ConvergenceWarning,
-            PoissonLimitWarning,
-            DegenerateComponentWarning,
-        ):
-            warnings.simplefilter("ignore", category)
+    with threadpool_limits(limits=1):
         fits = None
-        if _can_stack(replicate, X):
+        if _can_stack(settings, X):
             try:
-                fits = _fit_stacked(replicate, reference_start, datasets)
+                fits = _fit_stacked(settings, reference_start, datasets)
             except Exception:  # the replicates are then fit one by one
                 fits = None
         for row, (index, data) in enumerate(zip(indices, datasets, strict=True)):
             if fits is None:
                 # Random initialisations (n_init > 1, "kmeans", "random") draw
                 # from the replicate's own grandchild seed, never global state.
-                fit_seed = replicate_seed(replicate_seed(root, index), 0)
-                replicate.set_params(
-                    random_state=np.random.RandomState(np.random.MT19937(fit_seed))
+                random_state = np.random.RandomState(
+                    np.random.MT19937(replicate_seed(replicate_seed(root, index), 0))
                 )
                 try:
-                    replicate._fit(data, extra_starts=reference_start, labels=False)
+                    result = fit(
+                        data, settings, random_state, extra_starts=reference_start
+                    )
                 except Exception:  # a failed replicate is counted, never fatal
                     continue
+                fitted, converged = result.parameters, result.converged
+                start_log_likelihoods = result.start_log_likelihoods
             else:
                 theta, converged, start_log_likelihoods = fits(row)
-                replicate._set_theta(theta)
-                replicate.converged_ = converged
-                replicate._start_log_likelihoods = start_log_likelihoods
-            if not replicate.converged_:
+                fitted = theta_to_parameters(
+                    order_components(theta, shared_weights), shared_weights
+                )
+            if not converged:
                 continue
             ok[row] = True
-            disagree[row] = _starts_disagree(replicate)
-            for name, value in _aligned(replicate, reference).items():
+            disagree[row] = _starts_disagree(start_log_likelihoods)
+            for name, value in _aligned(fitted, point).items():
                 params[name][row] = value
     return params, ok, disagree
 
 
-def _can_stack(replicate, X):
+def _can_stack(settings, X):
     """Whether replicates of this model can be fit as one stacked screen.
 
     A single feature, or independent features, is a set of separate
@@ -591,21 +607,21 @@ def _can_stack(replicate, X):
     replicate alone.
     """
     return (
-        (X.shape[1] == 1 or not replicate.shared_weights)
-        and replicate.solver == "em"
-        and replicate.init_params == "quantile"
-        and replicate.n_init == 1
-        and replicate.max_iter > 0
+        (X.shape[1] == 1 or not settings.shared_weights)
+        and settings.solver == "em"
+        and settings.init_params == "quantile"
+        and settings.n_init == 1
+        and settings.max_iter > 0
     )
 
 
-def _fit_stacked(replicate, reference_start, datasets):
+def _fit_stacked(settings, reference_start, datasets):
     """Fit many replicates at once, their features side by side.
 
     Each replicate's problems are separate from the others' and are computed
     the same way in the stack as alone (elementwise, per problem), while the
-    per-call overhead of numpy, which dominates a fit of a few hundred
-    distinct counts, is paid once per batch instead of once per replicate.
+    per-call overhead, which dominates a fit of a few hundred distinct
+    counts, is paid once per batch instead of once per replicate.
 
     Returns
     -------
@@ -617,69 +633,65 @@ def _fit_stacked(replicate, reference_start, datasets):
     stack = (
         sp.hstack(datasets, format="csr")
         if sp.issparse(datasets[0])
-        else np.hstack(datasets).astype(np.float64)
+        else np.hstack(datasets)
     )
-    problem = MixtureProblem(build_count_table(stack), shared_weights=False)
-    # The start from the point estimate first, as in _fit, then the default
-    # initialisation.
-    starts = replicate._initial_starts(problem, stack, 0, None)
+    likelihood = MixtureLikelihood(build_count_table(stack), shared_weights=False)
+    # The start from the point estimate first, as in a fit with extra starts,
+    # then the default initialisation.
+    starts = initial_starts(likelihood, stack, settings, 0, None)
     starts = Theta(
         *(
             np.concatenate([np.tile(reference, (1, 1, len(datasets))), default])
             for reference, default in zip(reference_start, starts, strict=True)
         )
     )
-    tol = replicate.tol * stack.shape[0]
-    theta, _, _, converged, start_log_likelihoods = replicate._fit_one(
-        problem, starts, tol, n_protected=1
+    fitted = fit_starts(
+        likelihood, starts, settings, settings.tol * stack.shape[0], n_protected=1
     )
 
-    def fit(row):
+    def fit_of(row):
         block = slice(row * n_features, (row + 1) * n_features)
         return (
-            Theta(*(x[..., block] for x in theta)),
-            bool(converged[..., block].all()),
-            start_log_likelihoods[..., block],
+            Theta(*(x[..., block] for x in fitted.theta)),
+            bool(fitted.converged[..., block].all()),
+            fitted.start_log_likelihoods[..., block],
         )
 
-    return fit
+    return fit_of
 
 
-def _starts_disagree(fitted):
+def _starts_disagree(start_log_likelihoods):
     """Whether the start from the point estimate (run to convergence) ended on
     a worse optimum than the best start of the default initialisation, for
     any problem.
 
     The reverse cannot be told: a default start in the basin of a better one
     leaves the batch before it converges."""
-    scores = fitted._start_log_likelihoods
+    scores = start_log_likelihoods
     return bool(np.any(scores[1:].max(axis=0) - scores[0] > _DISAGREEMENT))
 
 
 def _aligned(fitted, reference):
-    """The parameters of ``fitted`` with components matched to ``reference``.
+    """The parameters ``fitted`` with components matched to ``reference``
+    (both dicts of parameters).
 
     The match minimises the squared distance between log-means (over the
     features with shared weights, per feature otherwise), so it follows the
     components rather than their order, which swaps when means are close.
     """
-    params = _parameters(fitted)
-    log_means = np.log(fitted.means_)
-    reference_log_means = np.log(reference.means_)
-    if fitted.shared_weights:
+    log_means = np.log(fitted["means"])
+    reference_log_means = np.log(reference["means"])
+    if fitted["weights"].ndim == 1:
         cost = ((reference_log_means[:, None, :] - log_means[None, :, :]) ** 2).sum(-1)
         order = linear_sum_assignment(cost)[1]
-        return {
-            "weights": params["weights"][order],
-            **{name: params[name][order] for name in ("alpha", "b", "means")},
-        }
-    aligned = {name: value.copy() for name, value in params.items()}
+        return {name: value[order] for name, value in fitted.items()}
+    aligned = {name: value.copy() for name, value in fitted.items()}
     for feature in range(log_means.shape[1]):
         cost = (
             reference_log_means[:, None, feature] - log_means[None, :, feature]
         ) ** 2
         order = linear_sum_assignment(cost)[1]
-        aligned["weights"][feature] = params["weights"][feature, order]
+        aligned["weights"][feature] = fitted["weights"][feature, order]
         for name in ("alpha", "b", "means"):
-            aligned[name][:, feature] = params[name][order, feature]
+            aligned[name][:, feature] = fitted[name][order, feature]
     return aligned

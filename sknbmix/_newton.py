@@ -17,9 +17,9 @@ batch, where ``n_params`` counts the parameters of one problem.
 
 import numpy as np
 
-from sknbmix._em import (
-    _LOG_ALPHA_BOUNDS,
-    _LOG_B_BOUNDS,
+from sknbmix._likelihood import (
+    LOG_ALPHA_BOUNDS,
+    LOG_B_BOUNDS,
     Theta,
     log_weights_from_logits,
 )
@@ -48,7 +48,7 @@ _LOG_MEAN_FLAT = np.log(1e-4)
 _LOG_MEAN_MIN = np.log(MEAN_MIN)
 
 
-def to_vector(problem, theta):
+def to_vector(stack, theta):
     """One row of unconstrained coordinates per problem.
 
     The coordinates are the logits of components 2..K against component 1,
@@ -62,21 +62,21 @@ def to_vector(problem, theta):
     """
     logits = theta.log_weights[:, 1:] - theta.log_weights[:, :1]
     log_mean = theta.log_alpha + theta.log_b
-    return _flatten(problem, Theta(logits, theta.log_alpha, log_mean))
+    return _flatten(stack, Theta(logits, theta.log_alpha, log_mean))
 
 
-def _flatten(problem, parts):
+def _flatten(stack, parts):
     n_starts = parts.log_alpha.shape[0]
-    if problem.shared_weights:
+    if stack.axis == 0:
         return np.concatenate([x.reshape(n_starts, -1) for x in parts], axis=1)
     return np.concatenate(parts, axis=1).transpose(0, 2, 1)
 
 
-def from_vector(problem, vector, n_components, n_features):
+def from_vector(stack, vector, n_components, n_features):
     """Inverse of :func:`to_vector`, with ``log alpha`` and ``log b`` clipped to
     the bounds of the EM."""
     K = n_components
-    if problem.shared_weights:
+    if stack.axis == 0:
         n_starts = vector.shape[0]
         size = K * n_features
         logits = vector[:, : K - 1].reshape(n_starts, K - 1, 1)
@@ -87,46 +87,46 @@ def from_vector(problem, vector, n_components, n_features):
         logits = columns[:, : K - 1]
         log_alpha = columns[:, K - 1 : 2 * K - 1]
         log_mean = columns[:, 2 * K - 1 :]
-    log_alpha = np.clip(log_alpha, *_LOG_ALPHA_BOUNDS)
+    log_alpha = np.clip(log_alpha, *LOG_ALPHA_BOUNDS)
     return Theta(
         log_weights_from_logits(logits),
         log_alpha,
-        np.clip(log_mean - log_alpha, *_LOG_B_BOUNDS),
+        np.clip(log_mean - log_alpha, *LOG_B_BOUNDS),
     )
 
 
-def _bounds(problem, n_components, n_features, shape):
+def _bounds(stack, n_components, n_features, shape):
     """Lower and upper bounds of each coordinate, broadcast to ``shape``."""
     K = n_components
-    n_alpha = K * (n_features if problem.shared_weights else 1)
+    n_alpha = K * (n_features if stack.axis == 0 else 1)
     low = np.concatenate(
         [
             np.full(K - 1, -np.inf),
-            np.full(n_alpha, _LOG_ALPHA_BOUNDS[0]),
+            np.full(n_alpha, LOG_ALPHA_BOUNDS[0]),
             np.full(n_alpha, _LOG_MEAN_MIN),
         ]
     )
     high = np.concatenate(
         [
             np.full(K - 1, np.inf),
-            np.full(n_alpha, _LOG_ALPHA_BOUNDS[1]),
+            np.full(n_alpha, LOG_ALPHA_BOUNDS[1]),
             np.full(n_alpha, np.inf),
         ]
     )
     return np.broadcast_to(low, shape), np.broadcast_to(high, shape)
 
 
-def _batch_rows(problem, vector):
+def _batch_rows(stack, vector):
     """The coordinates as one row per problem (shape (n_batch, n_params))."""
     return vector.reshape(-1, vector.shape[-1])
 
 
-def _from_rows(problem, rows):
+def _from_rows(stack, rows):
     """Inverse of :func:`_batch_rows`."""
-    return rows if problem.shared_weights else rows[None]
+    return rows if stack.axis == 0 else rows[None]
 
 
-def newton_maximise(problem, theta, *, max_iter, tol):
+def newton_maximise(stack, theta, *, max_iter, tol):
     """Maximise each problem's log-likelihood by modified Newton steps.
 
     The Hessian's eigenvalues are replaced by their absolute values (a
@@ -140,10 +140,9 @@ def newton_maximise(problem, theta, *, max_iter, tol):
 
     Parameters
     ----------
-    problem : MixtureProblem
+    stack : ProblemStack
     theta : Theta
-        Starting points, one or more problems (stacked with independent
-        weights, see :meth:`MixtureProblem.stack_starts`).
+        Starting points, laid out for ``stack``.
     max_iter : int
         Newton steps at most.
     tol : float
@@ -154,23 +153,23 @@ def newton_maximise(problem, theta, *, max_iter, tol):
     -------
     theta : Theta
     log_likelihood : ndarray, problem-shaped
-    n_iter : int
+    n_iter : ndarray of int with one entry per problem
     converged : ndarray of bool, problem-shaped
     """
     K, n_features = theta.log_alpha.shape[1:]
-    rows = _batch_rows(problem, to_vector(problem, theta)).copy()
+    rows = _batch_rows(stack, to_vector(stack, theta)).copy()
     n_batch, n_params = rows.shape
     low, high = (
-        _batch_rows(problem, bound)
-        for bound in _bounds(problem, K, n_features, _from_rows(problem, rows).shape)
+        _batch_rows(stack, bound)
+        for bound in _bounds(stack, K, n_features, _from_rows(stack, rows).shape)
     )
     low, high = low[0], high[0]
-    alpha_coordinate = high == _LOG_ALPHA_BOUNDS[1]
+    alpha_coordinate = high == LOG_ALPHA_BOUNDS[1]
     mean_coordinate = low == _LOG_MEAN_MIN
 
-    def evaluate(sub_problem, sub_rows):
-        log_likelihood, gradient = sub_problem.gradient(
-            from_vector(sub_problem, _from_rows(sub_problem, sub_rows), K, n_features)
+    def evaluate(sub, sub_rows):
+        log_likelihood, gradient = sub.likelihood.gradient(
+            from_vector(sub, _from_rows(sub, sub_rows), K, n_features)
         )
         # From (log alpha, log b) to (log alpha, log mean): log b = log mean -
         # log alpha.
@@ -180,17 +179,19 @@ def newton_maximise(problem, theta, *, max_iter, tol):
             gradient.log_b,
         )
         return (
-            sub_problem.per_batch(log_likelihood),
-            _batch_rows(sub_problem, _flatten(sub_problem, gradient)),
+            sub.flat(log_likelihood),
+            _batch_rows(sub, _flatten(sub, gradient)),
         )
 
-    log_likelihood, gradient = evaluate(problem, rows)
+    log_likelihood, gradient = evaluate(stack, rows)
     converged = np.zeros(n_batch, dtype=bool)
     radius = np.full(n_batch, _MAX_STEP)
-    active, sub_problem = np.arange(n_batch), problem
-    n_iter = 0
-    while n_iter < max_iter and active.size:
-        n_iter += 1
+    active, sub = np.arange(n_batch), stack
+    n_iter = np.zeros(n_batch, dtype=int)
+    iteration = 0
+    while iteration < max_iter and active.size:
+        iteration += 1
+        n_iter[active] = iteration
         x, g, f = rows[active], gradient[active], log_likelihood[active]
         # Deep in the Poisson limit the likelihood is flat in alpha and
         # rising: alpha goes to its cap in one jump, where it is held. So
@@ -199,7 +200,7 @@ def newton_maximise(problem, theta, *, max_iter, tol):
         to_floor = mean_coordinate & (x < _LOG_MEAN_FLAT) & (x > low) & (g < 0)
         if to_cap.any() or to_floor.any():
             jumped = np.where(to_cap, high, np.where(to_floor, low, x))
-            jumped_f, jumped_g = evaluate(sub_problem, jumped)
+            jumped_f, jumped_g = evaluate(sub, jumped)
             gained = jumped_f >= f
             x = np.where(gained[:, None], jumped, x)
             g = np.where(gained[:, None], jumped_g, g)
@@ -209,7 +210,7 @@ def newton_maximise(problem, theta, *, max_iter, tol):
         for p in range(n_params):
             shifted = x.copy()
             shifted[:, p] += _HESSIAN_STEP
-            hessian[..., p] = (evaluate(sub_problem, shifted)[1] - g) / _HESSIAN_STEP
+            hessian[..., p] = (evaluate(sub, shifted)[1] - g) / _HESSIAN_STEP
         hessian = 0.5 * (hessian + np.swapaxes(hessian, -1, -2))
         frozen = ((x >= high) & (g > 0)) | ((x <= low) & (g < 0))
         free_gradient = np.where(frozen, 0.0, g)
@@ -240,7 +241,7 @@ def newton_maximise(problem, theta, *, max_iter, tol):
         flipped = np.zeros_like(done)
         for _ in range(_MAX_CUTS + 1 if not done.all() else 0):
             trial = np.clip(x + scale[:, None] * step, low, high)
-            trial_f, trial_g = evaluate(sub_problem, trial)
+            trial_f, trial_g = evaluate(sub, trial)
             better = trial_f > f
             if (better | done).all():
                 break
@@ -263,11 +264,11 @@ def newton_maximise(problem, theta, *, max_iter, tol):
         converged[active] = done | (stuck & (decrement < 1e3 * tol))
         staying = np.flatnonzero(~(done | stuck))
         active = active[staying]
-        sub_problem = sub_problem.select(staying)
-    theta = from_vector(problem, _from_rows(problem, rows), K, n_features)
+        sub = sub.select(staying)
+    theta = from_vector(stack, _from_rows(stack, rows), K, n_features)
     return (
         theta,
-        problem.along_batch(log_likelihood),
+        stack.along(log_likelihood),
         n_iter,
-        problem.along_batch(converged),
+        stack.along(converged),
     )

@@ -11,13 +11,7 @@ logits against the first component) by one pair of functions,
 import numpy as np
 from scipy.optimize import minimize
 
-from sknbmix._em import (
-    _LOG_ALPHA_BOUNDS,
-    _LOG_B_BOUNDS,
-    Theta,
-    log_weights_from_logits,
-)
-from sknbmix._nbinom import _clip
+from sknbmix._likelihood import clip_theta, log_weights_from_logits
 
 
 def pack(theta):
@@ -38,13 +32,15 @@ def unpack(vector, n_components, n_features, n_weight_groups):
     bounds the EM uses, so the two solvers search the same parameter space."""
     size = n_components * n_features
     shape = (1, n_components, n_features)
-    log_alpha = _clip(vector[:size].reshape(shape), *_LOG_ALPHA_BOUNDS)
-    log_b = _clip(vector[size : 2 * size].reshape(shape), *_LOG_B_BOUNDS)
     logits = vector[2 * size :].reshape(1, n_components - 1, n_weight_groups)
-    return Theta(log_weights_from_logits(logits), log_alpha, log_b)
+    return clip_theta(
+        log_weights_from_logits(logits),
+        vector[:size].reshape(shape),
+        vector[size : 2 * size].reshape(shape),
+    )
 
 
-def powell_maximise(problem, theta, *, max_iter, tol, max_restarts=20):
+def powell_maximise(likelihood, theta, *, max_iter, tol, max_restarts=20):
     """Maximise the total log-likelihood from one start by Powell's method.
 
     Powell's direction set degenerates on long curved ridges and stops short,
@@ -53,7 +49,7 @@ def powell_maximise(problem, theta, *, max_iter, tol, max_restarts=20):
 
     Parameters
     ----------
-    problem : MixtureProblem
+    likelihood : MixtureLikelihood
     theta : Theta
         One start (leading axis of length 1).
     max_iter : int
@@ -73,7 +69,7 @@ def powell_maximise(problem, theta, *, max_iter, tol, max_restarts=20):
     n_weight_groups = theta.log_weights.shape[2]
 
     def negative_log_likelihood(vector):
-        value = problem.log_likelihood(
+        value = likelihood.log_likelihood(
             unpack(vector, n_components, n_features, n_weight_groups)
         ).sum()
         return -value if np.isfinite(value) else np.inf

@@ -24,6 +24,8 @@ import scipy.io
 import scipy.sparse as sp
 from sklearn.utils.validation import check_is_fitted
 
+from sknbmix._fit import repeated_components
+from sknbmix._mixture import NegBinomMixture
 from sknbmix._nbinom import at_poisson_limit
 
 __all__ = ["load_model", "read_counts", "save_model"]
@@ -565,7 +567,7 @@ def save_model(estimator, path):
     >>> from sknbmix import NegBinomMixture
     >>> from sknbmix.datasets import load_singer
     >>> from sknbmix.io import load_model, save_model
-    >>> X = load_singer(return_X_y=True)[:, :1]
+    >>> X = load_singer().data[:, :1]
     >>> model = NegBinomMixture(n_components=2).fit(X)
     >>> folder = tempfile.TemporaryDirectory()
     >>> path = os.path.join(folder.name, "rex1.json")
@@ -578,7 +580,6 @@ def save_model(estimator, path):
     >>> folder.cleanup()
     """
     from sknbmix import __version__
-    from sknbmix._mixture import NegBinomMixture
 
     if not isinstance(estimator, NegBinomMixture):
         raise ValueError(
@@ -643,7 +644,6 @@ def load_model(path):
     --------
     save_model : Write the file.
     """
-    from sknbmix._mixture import NegBinomMixture
 
     path = Path(path)
     with open(path, encoding="utf-8") as file:
@@ -719,7 +719,9 @@ def _set_fitted_masks(estimator, attributes, shapes, version):
         # for components emptied below one sample, whose number of samples
         # the file does not hold.
         estimator.poisson_limit_ = at_poisson_limit(estimator.alpha_)
-        estimator.degenerate_components_ = estimator._repeated_components()
+        estimator.degenerate_components_ = repeated_components(
+            estimator.alpha_, estimator.b_, estimator.weights_.ndim == 1
+        )
         return
     for name in _MASK_ATTRIBUTES:
         mask = np.asarray(attributes[name])

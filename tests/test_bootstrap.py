@@ -13,7 +13,6 @@ import scipy.sparse as sp
 import scipy.special
 import scipy.stats
 from _helpers import estimator_loglik, mixture_loglik
-from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.mixture import GaussianMixture
 from sklearn.utils.validation import check_is_fitted
@@ -21,6 +20,8 @@ from sklearn.utils.validation import check_is_fitted
 import sknbmix
 from sknbmix import NegBinomMixture
 from sknbmix._bootstrap import BootstrapResult, _confidence_intervals
+from sknbmix._fit import FitSettings, fit, parameters_to_theta
+from sknbmix._likelihood import sample_mixture
 from sknbmix.exceptions import PoissonLimitWarning
 
 PARAMETERS = ("weights", "alpha", "b", "means")
@@ -34,7 +35,23 @@ def replicate_rng(random_state, index):
 
 def replicate_data(reference, random_state, index, n_samples):
     """The data set of parametric replicate ``index``."""
-    return reference._draw(replicate_rng(random_state, index), n_samples)[0]
+    rng = replicate_rng(random_state, index)
+    weights, alpha, b = reference.weights_, reference.alpha_, reference.b_
+    return sample_mixture(rng, n_samples, weights, alpha, b)[0]
+
+
+def refit_replicate(reference, data):
+    """The parameters of one replicate's fit as the bootstrap makes it: the
+    estimator's default starts and the point estimate, through the engine."""
+    shared_weights = reference.weights_.ndim == 1
+    result = fit(
+        np.asarray(data, dtype=np.float64),
+        FitSettings.from_params(reference.get_params()),
+        extra_starts=parameters_to_theta(
+            reference.weights_, reference.alpha_, reference.b_, shared_weights
+        ),
+    )
+    return result.parameters
 
 
 # The bootstrap must leave numpy's legacy global generator alone: the tests
@@ -277,15 +294,11 @@ def test_nonparametric_resamples_rows(rex1, rex1_fit):
     assert res.estimates["means"].shape == (20, 2, 1)
     # Replicate i fits rows of X drawn with its own random source: refit them
     # (one gene: the aligned order is the canonical, ascending one).
-    reference_start = rex1_fit._get_theta()
     for i in range(5):
         rows = replicate_rng(4, i).integers(0, n, n)
-        refit = clone(rex1_fit)
-        refit._fit(rex1[rows], extra_starts=reference_start)
+        refit = refit_replicate(rex1_fit, rex1[rows])
         for name in PARAMETERS:
-            np.testing.assert_allclose(
-                res.estimates[name][i], getattr(refit, f"{name}_"), rtol=1e-12
-            )
+            np.testing.assert_allclose(res.estimates[name][i], refit[name], rtol=1e-12)
     # They differ from the parametric replicates with the same seed.
     parametric = sknbmix.bootstrap(rex1_fit, rex1, n_resamples=20, random_state=4)
     assert not np.allclose(parametric.estimates["means"], res.estimates["means"])
@@ -370,17 +383,10 @@ def test_replicate_depends_on_seed_and_index_only(rex1, rex1_fit, rex1_result):
             first.estimates[name], rex1_result.estimates[name][:20]
         )
     # And replicate i is the fit of the data its own seed draws.
-    reference_start = rex1_fit._get_theta()
     for i in (0, 17, 39):
-        refit = clone(rex1_fit)
-        refit._fit(
-            replicate_data(rex1_fit, 0, i, rex1.shape[0]),
-            extra_starts=reference_start,
-        )
+        refit = refit_replicate(rex1_fit, replicate_data(rex1_fit, 0, i, rex1.shape[0]))
         for name in PARAMETERS:
-            np.testing.assert_array_equal(
-                rex1_result.estimates[name][i], getattr(refit, f"{name}_")
-            )
+            np.testing.assert_array_equal(rex1_result.estimates[name][i], refit[name])
 
 
 def test_global_random_state_untouched(rex1, rex1_fit):
@@ -459,21 +465,17 @@ def test_replicates_are_aligned_not_sorted():
     assert res.n_failed == 0
 
     # Refit each replicate the way the bootstrap does, before alignment.
-    reference_start = reference._get_theta()
     swapped = []
     raw_means = []
     for i in range(n_resamples):
-        raw = clone(reference)
-        raw._fit(replicate_data(reference, 3, i, n), extra_starts=reference_start)
-        raw_means.append(raw.means_)
+        raw = refit_replicate(reference, replicate_data(reference, 3, i, n))
+        raw_means.append(raw["means"])
         aligned = {name: res.estimates[name][i] for name in PARAMETERS}
-        is_swapped = not np.array_equal(aligned["means"], raw.means_)
+        is_swapped = not np.array_equal(aligned["means"], raw["means"])
         order = [1, 0] if is_swapped else [0, 1]
         # The same permutation of the components for every parameter.
         for name in PARAMETERS:
-            np.testing.assert_array_equal(
-                aligned[name], getattr(raw, f"{name}_")[order]
-            )
+            np.testing.assert_array_equal(aligned[name], raw[name][order])
         swapped.append(is_swapped)
     n_swapped = int(np.sum(swapped))
     print(f"label switching: {n_swapped} of {n_resamples} replicates reordered")
@@ -555,22 +557,20 @@ def test_start_disagreements_count_worse_optima(rex1_replicates):
 def test_failed_replicates_are_counted_and_left_out(
     rex1, rex1_fit, rex1_result, monkeypatch
 ):
-    original = NegBinomMixture._fit
+    original = sknbmix._bootstrap.fit
     calls = []
 
-    def flaky(self, X, extra_starts=None, labels=True):
+    def flaky(*args, **kwargs):
         index = len(calls)
         calls.append(index)
         if index % 4 == 1:
             raise RuntimeError("boom")
-        labels = original(self, X, extra_starts=extra_starts, labels=labels)
-        if index % 4 == 2:
-            self.converged_ = False
-        return labels
+        result = original(*args, **kwargs)
+        return result._replace(converged=result.converged and index % 4 != 2)
 
     # Replicates one by one (a single feature is otherwise fit as a stack).
     monkeypatch.setattr(sknbmix._bootstrap, "_can_stack", lambda *args: False)
-    monkeypatch.setattr(NegBinomMixture, "_fit", flaky)
+    monkeypatch.setattr(sknbmix._bootstrap, "fit", flaky)
     with pytest.warns(UserWarning, match="20 of 40 bootstrap replicates failed"):
         res = sknbmix.bootstrap(
             rex1_fit, rex1, n_resamples=40, random_state=0, n_jobs=1
@@ -639,11 +639,11 @@ def test_a_failing_stack_falls_back_to_one_by_one(
 
 
 def test_all_replicates_failing_raises(rex1, rex1_fit, monkeypatch):
-    def broken(self, X, extra_starts=None, labels=True):
+    def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(sknbmix._bootstrap, "_can_stack", lambda *args: False)
-    monkeypatch.setattr(NegBinomMixture, "_fit", broken)
+    monkeypatch.setattr(sknbmix._bootstrap, "fit", broken)
     with pytest.raises(RuntimeError, match="All 5 bootstrap replicates failed"):
         sknbmix.bootstrap(rex1_fit, rex1, n_resamples=5, random_state=0, n_jobs=1)
 

@@ -657,3 +657,52 @@ def test_low_count_data_no_floating_point_warnings():
     assert runtime == [], f"floating-point warnings leaked from fit: {runtime}"
     assert np.all(np.isfinite(est.alpha_)) and np.all(np.isfinite(est.b_))
     assert np.isfinite(est.score(X))
+
+
+@pytest.mark.parametrize("shared_weights", [True, False])
+def test_fitted_model_ignores_later_hyperparameters(singer, shared_weights):
+    # After fit, the fitted attributes say how many components there are and
+    # whether the weights are shared, as in GaussianMixture: changing the
+    # hyperparameters must not break (or change) prediction and scoring.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = NegBinomMixture(2, shared_weights=shared_weights).fit(singer)
+    before = {
+        "proba": est.predict_proba(singer),
+        "score": est.score(singer),
+        "bic": est.bic(singer),
+        "aic": est.aic(singer),
+        "labels": est.predict(singer),
+        "draw": est.set_params(random_state=0).sample(5),
+    }
+    if not shared_weights:
+        before["per_feature"] = est.bic(singer, per_feature=True)
+    est.set_params(n_components=3, shared_weights=not shared_weights)
+    np.testing.assert_array_equal(est.predict_proba(singer), before["proba"])
+    np.testing.assert_array_equal(est.predict(singer), before["labels"])
+    assert est.score(singer) == before["score"]
+    assert est.bic(singer) == before["bic"] and est.aic(singer) == before["aic"]
+    for got, want in zip(est.sample(5), before["draw"], strict=True):
+        np.testing.assert_array_equal(got, want)
+    if not shared_weights:
+        np.testing.assert_array_equal(
+            est.bic(singer, per_feature=True), before["per_feature"]
+        )
+    else:
+        with pytest.raises(ValueError, match="per_feature=True needs"):
+            est.bic(singer, per_feature=True)
+
+
+def test_n_iter_of_independent_features_with_restarts(singer):
+    # Each feature keeps its own best initialisation; n_iter_ is the largest
+    # over the features of the iterations of that kept initialisation, which
+    # is what each feature fitted alone (the same random restarts) reports.
+    params = dict(n_components=2, n_init=4, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        joint = NegBinomMixture(shared_weights=False, **params).fit(singer)
+        alone = [NegBinomMixture(**params).fit(singer[:, [g]]) for g in range(4)]
+    for g, single in enumerate(alone):
+        np.testing.assert_allclose(joint.means_[:, [g]], single.means_, rtol=1e-10)
+    assert joint.n_iter_ == max(single.n_iter_ for single in alone)
+    assert len({single.n_iter_ for single in alone}) > 1

@@ -45,7 +45,9 @@ from scipy.stats import nbinom
 
 from sknbmix import NegBinomMixture, bootstrap
 from sknbmix._data import build_count_table, validate_counts
-from sknbmix._em import MixtureProblem, Theta, run_em
+from sknbmix._em import run_em
+from sknbmix._likelihood import MixtureLikelihood, Theta
+from sknbmix._stack import ProblemStack
 
 # The same examples on every run, no example database, and no deadline per
 # example: a fit takes from a millisecond to a second, more on a busy machine.
@@ -148,15 +150,20 @@ def _fit_predict(X, **params):
         return NegBinomMixture(**params).fit_predict(X)
 
 
-def _problem(X, shared_weights, **kwargs):
-    """The MixtureProblem that ``fit`` builds from X.
+def _likelihood(X, shared_weights, **kwargs):
+    """The likelihood that ``fit`` builds from X.
 
     The EM properties are about single iterations and the accelerated loop,
     which only the private ``sknbmix._em`` exposes; the public estimator
     runs them to convergence and keeps the end.
     """
     X = validate_counts(NegBinomMixture(), X)
-    return MixtureProblem(build_count_table(X), shared_weights, **kwargs)
+    return MixtureLikelihood(build_count_table(X), shared_weights, **kwargs)
+
+
+def _stack(X, shared_weights, theta):
+    """The stack of problems of ``theta`` and its parameters, as in a fit."""
+    return ProblemStack.of_starts(_likelihood(X, shared_weights), theta)
 
 
 def _round_off(log_likelihood, n_samples):
@@ -338,12 +345,12 @@ _OVERSHOOT_CASE = (
 
 
 def _assert_em_never_decreases(X, shared_weights, theta, **problem_kwargs):
-    problem = _problem(X, shared_weights, **problem_kwargs)
+    likelihood = _likelihood(X, shared_weights, **problem_kwargs)
     previous = None
     for step in range(_N_EM_STEPS):
         # em_step returns the log-likelihood at theta, and the next theta; it
         # is problem-shaped, one value per feature with independent weights.
-        log_likelihood, theta = problem.em_step(theta)
+        log_likelihood, theta = likelihood.em_step(theta)
         if previous is not None:
             drop = previous - log_likelihood
             allowance = _round_off(previous, len(X))
@@ -363,13 +370,14 @@ def test_em_iterations_never_decrease_the_log_likelihood(case):
     # exactly. Stopped after 1, 2, ... iterations, it must never end lower,
     # and must end at the log-likelihood it reports.
     X, shared_weights, theta = case
-    problem, theta = _problem(X, shared_weights).stack_starts(theta)
-    previous = problem.log_likelihood(theta)
+    stack, theta = _stack(X, shared_weights, theta)
+    log_likelihood = stack.likelihood.log_likelihood
+    previous = log_likelihood(theta)
     for n_iter in range(1, _N_EM_STEPS + 1):
         result, reached, _, _ = run_em(
-            problem, theta, max_iter=n_iter, tol=0.0, accelerate=False
+            stack, theta, max_iter=n_iter, tol=0.0, accelerate=False
         )
-        assert_array_equal(reached, problem.log_likelihood(result))
+        assert_array_equal(reached, log_likelihood(result))
         allowance = _round_off(previous, len(X))
         assert np.all(reached >= previous - allowance), (
             f"EM iteration {n_iter} lowered the log-likelihood from "
@@ -394,9 +402,10 @@ def _run_accelerated_em(X, shared_weights, theta):
     """run_em as the fit calls it: on the stacked problem, with the fit's
     tolerance on the total log-likelihood. Returns the log-likelihood at the
     start and at the end, per problem, and the best one run_em reports."""
-    problem, theta = _problem(X, shared_weights).stack_starts(theta)
-    result, reached, _, _ = run_em(problem, theta, max_iter=100, tol=_FIT_TOL * len(X))
-    return problem.log_likelihood(theta), problem.log_likelihood(result), reached
+    stack, theta = _stack(X, shared_weights, theta)
+    result, reached, _, _ = run_em(stack, theta, max_iter=100, tol=_FIT_TOL * len(X))
+    log_likelihood = stack.likelihood.log_likelihood
+    return log_likelihood(theta), log_likelihood(result), reached
 
 
 @settings(max_examples=100, **_PROFILE)

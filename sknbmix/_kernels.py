@@ -1,24 +1,26 @@
-"""The EM step compiled with numba (the ``fast`` extra).
+"""The compiled loops of the EM, of its acceleration and of the gradient.
 
-The same E step, M step and gradient as :class:`sknbmix._em.MixtureProblem`,
-and the same bookkeeping of an accelerated cycle as :func:`sknbmix._em.run_em`
-(the SQUAREM step and its acceptance, the stopping rule, the check for steps
-that lowered the likelihood, the screen's outpacing rule), as loops over
-starts, components and distinct counts instead of about sixty numpy calls on
-temporaries per step: a fit of a few hundred distinct counts is bound by
-numpy's per-call overhead, and a stacked bootstrap by the memory traffic of
-its temporaries. Each problem (a start, or a start and a feature with
-independent weights) is computed alone and in the same order wherever it
-sits in a batch, so stacks and parallel runs give the same bits, as in the
-numpy code.
+Every likelihood computation of a fit runs here, compiled with numba: the E
+step and the M step, the gradient of the log-likelihood (for Newton's
+method), the log-probability of each distinct count (for prediction), and the
+bookkeeping of a SQUAREM cycle (the extrapolation and its acceptance, the
+stopping rule, the check for steps that lowered the likelihood, the screen's
+outpacing rule). They are loops over starts, components and distinct counts
+instead of dozens of numpy calls on temporaries per step: a fit of a few
+hundred distinct counts would be bound by numpy's per-call overhead, and a
+stacked bootstrap by the memory traffic of its temporaries. Each problem (a
+start, or a start and a feature with independent weights) is computed alone
+and in the same order wherever it sits in a batch, so stacks and parallel
+runs give the same bits.
 
-Two differences from the numpy step, neither of which moves a fixed point of
-EM: ``log Gamma`` is ``math.lgamma`` (the C library's) and ``digamma`` the
-function below, both within a few ulp of scipy's; and where a feature's
-largest count is at most ``_GRID_RATIO`` times its number of distinct counts,
+``log Gamma`` is ``math.lgamma`` (the C library's) and ``digamma`` the
+function below, both within a few ulp of scipy's. Where a feature's largest
+count is at most ``_GRID_RATIO`` times its number of distinct counts,
 Newton's step for alpha takes the score and its exact slope from sums over
-the integers below that count (see :func:`_alpha_score`) instead of a
-forward difference of digamma sums.
+the integers below that count (see :func:`_alpha_score`), elsewhere a
+forward difference of digamma sums. The first call of each function
+compiles it (about eight seconds in all, cached on disk for later
+processes).
 """
 
 # SPDX-License-Identifier: BSD-3-Clause
@@ -29,13 +31,13 @@ import numpy as np
 from numba import njit
 
 from sknbmix._nbinom import (
-    _SERIES_ALPHA,
-    _STIRLING_ALPHA,
     ALPHA_MAX,
     ALPHA_MIN,
     MEAN_MIN,
-    _digamma_series_difference,
-    _stirling_difference,
+    SERIES_ALPHA,
+    STIRLING_ALPHA,
+    digamma_series_difference,
+    stirling_difference,
 )
 
 _LOG_ALPHA_MIN, _LOG_ALPHA_MAX = math.log(ALPHA_MIN), math.log(ALPHA_MAX)
@@ -44,12 +46,12 @@ _LOG_ALPHA_MIN, _LOG_ALPHA_MAX = math.log(ALPHA_MIN), math.log(ALPHA_MAX)
 # count two digamma evaluations.
 _GRID_RATIO = 4.0
 _DIFFERENCE_STEP = 1e-6
-# Newton's step for alpha has converged below this (as in solve_alpha).
+# Newton's step for alpha has converged below this.
 _NEWTON_DONE = 1e-10
 
-# The numpy code's series for large alpha, compiled as they are (on scalars).
-_stirling = njit(cache=True, error_model="numpy")(_stirling_difference)
-_digamma_series = njit(cache=True, error_model="numpy")(_digamma_series_difference)
+# The series for large alpha (sknbmix._nbinom), compiled as they are.
+_stirling = njit(cache=True, error_model="numpy")(stirling_difference)
+_digamma_series = njit(cache=True, error_model="numpy")(digamma_series_difference)
 
 
 @njit(cache=True, error_model="numpy")
@@ -74,24 +76,24 @@ def digamma(x):
 
 @njit(cache=True, error_model="numpy")
 def _log_rising_factorial(x, alpha, log_gamma_alpha):
-    """``lgamma(x + alpha) - lgamma(alpha)``; Stirling's difference for large
-    alpha, as :func:`sknbmix._nbinom.log_rising_factorial`."""
-    if alpha > _STIRLING_ALPHA:
+    """``lgamma(x + alpha) - lgamma(alpha)``; above ``STIRLING_ALPHA``,
+    where the two terms cancel, Stirling's difference."""
+    if alpha > STIRLING_ALPHA:
         return _stirling(x, alpha)
     return math.lgamma(x + alpha) - log_gamma_alpha
 
 
 @njit(cache=True, error_model="numpy")
 def _digamma_sum(values, mass, alpha):
-    """``sum mass [digamma(values + alpha) - digamma(alpha)]``, the series
-    difference for large alpha as :func:`sknbmix._nbinom.digamma_difference`."""
+    """``sum mass [digamma(values + alpha) - digamma(alpha)]``; above
+    ``SERIES_ALPHA``, where the two terms cancel, the series difference."""
     at_alpha = digamma(alpha)
     total = 0.0
     for e in range(values.size):
         x = values[e]
         if x == 0.0:
             continue
-        if alpha > _SERIES_ALPHA:
+        if alpha > SERIES_ALPHA:
             term = _digamma_series(x, alpha)
         else:
             term = digamma(x + alpha) - at_alpha
@@ -101,13 +103,16 @@ def _digamma_sum(values, mass, alpha):
 
 @njit(cache=True, error_model="numpy")
 def _alpha_score(values, mass, total, mean, log_alpha, grid):
-    """The profile score for alpha (see :func:`sknbmix._nbinom.solve_alpha`)
-    of one component and feature, and its slope in ``log alpha``.
+    """The profile score for alpha of one component and feature, and its
+    slope in ``log alpha``.
+
+    With ``b = mean / alpha`` the M step for alpha solves ``sum_x m_x
+    [digamma(x + a) - digamma(a)] - total log1p(mean / a) = 0``.
 
     On the grid, ``sum_x m_x [digamma(x + a) - digamma(a)] = sum_j T_j / (a +
     j)`` with ``T_j`` the mass above ``j`` (for integer counts), and the
     slope ``-a sum_j T_j / (a + j)**2`` is exact. Otherwise the slope is a
-    forward difference, as in the numpy code.
+    forward difference in ``log alpha``.
     """
     alpha = math.exp(log_alpha)
     if not grid:
@@ -128,9 +133,12 @@ def _alpha_score(values, mass, total, mean, log_alpha, grid):
 
 @njit(cache=True, error_model="numpy")
 def _solve_log_alpha(values, mass, total, mean, second_moment, alpha, max_iter):
-    """``log alpha`` after up to ``max_iter`` safeguarded Newton steps from
-    ``alpha``, as :func:`sknbmix._nbinom.solve_alpha` for one component and
-    feature."""
+    """``log alpha`` after up to ``max_iter`` safeguarded Newton steps in
+    ``log alpha`` from ``alpha``, each at most one e-fold, uphill where the
+    score is not falling. Where the weighted variance is not above the
+    weighted mean there is no finite root: ``alpha`` goes to its cap, the
+    Poisson limit. From the cap (a component leaving that limit) the start
+    is the method of moments."""
     excess = second_moment - mean * (mean + 1.0)
     if excess <= mean * 1e-12:
         return _LOG_ALPHA_MAX  # no finite root: the Poisson limit
@@ -176,6 +184,45 @@ def _entries(starts, feature, n_entries):
 
 
 @njit(cache=True, error_model="numpy")
+def _count_terms(log_alpha, log_b):
+    """What a component's log-probabilities of counts share: ``alpha``,
+    ``lgamma(alpha)``, the slope ``log b - log1p(b)`` of the term in ``x``,
+    and the zero count's ``-alpha log1p(b)``."""
+    alpha = math.exp(log_alpha)
+    log1p_b = math.log1p(math.exp(log_b))
+    return alpha, math.lgamma(alpha), log_b - log1p_b, -alpha * log1p_b
+
+
+@njit(cache=True, error_model="numpy")
+def _count_log_prob(x, alpha, log_gamma_alpha, slope):
+    """``log NB(x)`` less its value at zero and less ``log(x!)``."""
+    return _log_rising_factorial(x, alpha, log_gamma_alpha) + x * slope
+
+
+@njit(cache=True, error_model="numpy")
+def entry_log_prob(values, starts, log_alpha, log_b):
+    """``log NB(x)`` less ``log(x!)`` and less ``log NB(0)``, at each
+    distinct count, shaped (n_starts, n_components, n_entries), and
+    ``log NB(0) = -alpha log1p(b)``, shaped as ``log_alpha``."""
+    n_starts, n_components, n_features = log_alpha.shape
+    n_entries = values.size
+    out = np.empty((n_starts, n_components, n_entries))
+    zero = np.empty(log_alpha.shape)
+    for s in range(n_starts):
+        for k in range(n_components):
+            for f in range(n_features):
+                alpha, log_gamma_alpha, slope, zero[s, k, f] = _count_terms(
+                    log_alpha[s, k, f], log_b[s, k, f]
+                )
+                low, high = _entries(starts, f, n_entries)
+                for e in range(low, high):
+                    out[s, k, e] = _count_log_prob(
+                        values[e], alpha, log_gamma_alpha, slope
+                    )
+    return out, zero
+
+
+@njit(cache=True, error_model="numpy")
 def _table_e_step(values, multiplicity, low, high, log_weights, log_alpha, log_b, mass):
     """The E step of one problem's feature (entries ``low`` to ``high``):
     its responsibility mass into ``mass[:, low:high]``, and its
@@ -183,15 +230,11 @@ def _table_e_step(values, multiplicity, low, high, log_weights, log_alpha, log_b
     feature's components."""
     n_components = log_alpha.size
     for k in range(n_components):
-        alpha = math.exp(log_alpha[k])
-        log1p_b = math.log1p(math.exp(log_b[k]))
-        slope = log_b[k] - log1p_b
-        offset = log_weights[k] - alpha * log1p_b
-        log_gamma_alpha = math.lgamma(alpha)
+        alpha, log_gamma_alpha, slope, zero = _count_terms(log_alpha[k], log_b[k])
+        offset = log_weights[k] + zero
         for e in range(low, high):
-            x = values[e]
             mass[k, e] = (
-                _log_rising_factorial(x, alpha, log_gamma_alpha) + x * slope + offset
+                _count_log_prob(values[e], alpha, log_gamma_alpha, slope) + offset
             )
     total_log = 0.0
     for e in range(low, high):
@@ -295,6 +338,72 @@ def table_em_step(
 
 
 @njit(cache=True, error_model="numpy")
+def _cell_e_step(
+    values,
+    starts,
+    indptr,
+    indices,
+    log_weights,
+    log_alpha,
+    log_b,
+    entry,
+    mass,
+    totals,
+    responsibilities,
+    mass_floor,
+):
+    """The E step of one start of the shared model, one sample at a time.
+
+    The log-likelihood without ``log(x!)`` is returned; with
+    ``responsibilities``, each sample's responsibilities are added to the
+    mass of its non-zero counts' entries (``mass``, entries by components,
+    zeroed here) and to ``totals`` (from ``mass_floor``). ``entry`` is
+    scratch space of the shape of ``mass``.
+    """
+    n_components, n_features = log_alpha.shape
+    n_entries = values.size
+    n_samples = indptr.size - 1
+    # A zero count's log-probability is the same for every sample: the
+    # zeros of all features go into one constant per component.
+    constant = log_weights.copy()
+    for k in range(n_components):
+        for f in range(n_features):
+            alpha, log_gamma_alpha, slope, zero = _count_terms(
+                log_alpha[k, f], log_b[k, f]
+            )
+            constant[k] += zero
+            low, high = _entries(starts, f, n_entries)
+            for e in range(low, high):
+                entry[e, k] = _count_log_prob(values[e], alpha, log_gamma_alpha, slope)
+    joint = np.empty(n_components)
+    total_log = 0.0
+    mass[:] = 0.0
+    totals[:] = mass_floor
+    for n in range(n_samples):
+        joint[:] = constant
+        for p in range(indptr[n], indptr[n + 1]):
+            e = indices[p]
+            for k in range(n_components):
+                joint[k] += entry[e, k]
+        top = joint.max()
+        norm = 0.0
+        for k in range(n_components):
+            joint[k] = math.exp(joint[k] - top)
+            norm += joint[k]
+        total_log += math.log(norm) + top
+        if not responsibilities:
+            continue
+        for k in range(n_components):
+            joint[k] /= norm
+            totals[k] += joint[k]
+        for p in range(indptr[n], indptr[n + 1]):
+            e = indices[p]
+            for k in range(n_components):
+                mass[e, k] += joint[k]
+    return total_log
+
+
+@njit(cache=True, error_model="numpy")
 def cell_em_step(
     values,
     starts,
@@ -311,67 +420,38 @@ def cell_em_step(
     """EM step of the shared model on many features, one sample at a time.
 
     ``indptr`` and ``indices`` are the CSR indicator of the table: the
-    entries of each sample's non-zero counts. A zero count's log-probability
-    is ``-alpha log1p(b)``, the same for every sample: it goes into one
-    constant per component. Arguments and returns as :func:`table_em_step`,
-    with ``log_weights`` of shape (n_starts, n_components, 1), a single
-    ``log_factorial_total`` and log-likelihoods of shape (n_starts, 1, 1).
+    entries of each sample's non-zero counts. Arguments and returns as
+    :func:`table_em_step`, with ``log_weights`` of shape (n_starts,
+    n_components, 1), a single ``log_factorial_total`` and log-likelihoods of
+    shape (n_starts, 1, 1).
     """
     n_starts, n_components, n_features = log_alpha.shape
     n_entries = values.size
-    n_samples = indptr.size - 1
     log_likelihood = np.empty((n_starts, 1, 1))
     shape = (n_starts, n_components, n_features) if m_step else (0, 0, 0)
     new_log_alpha = np.empty(shape)
     new_log_b = np.empty(shape)
     new_log_weights = np.empty((shape[0], shape[1], 1 if m_step else 0))
-    # Entries and samples lead, components last: a sample's non-zero counts
-    # each read (and write back) the K values of their entry at once.
+    # Entries lead, components last: a sample's non-zero counts each read
+    # (and write back) the K values of their entry at once.
     entry = np.empty((n_entries, n_components))
     mass = np.empty((n_entries, n_components))
-    constant = np.empty(n_components)
-    joint = np.empty(n_components)
     totals = np.empty(n_components)
     for s in range(n_starts):
-        for k in range(n_components):
-            constant[k] = log_weights[s, k, 0]
-            for f in range(n_features):
-                low, high = _entries(starts, f, n_entries)
-                alpha = math.exp(log_alpha[s, k, f])
-                log1p_b = math.log1p(math.exp(log_b[s, k, f]))
-                slope = log_b[s, k, f] - log1p_b
-                constant[k] -= alpha * log1p_b
-                log_gamma_alpha = math.lgamma(alpha)
-                for e in range(low, high):
-                    x = values[e]
-                    entry[e, k] = (
-                        _log_rising_factorial(x, alpha, log_gamma_alpha) + x * slope
-                    )
-        total_log = 0.0
-        mass[:] = 0.0
-        totals[:] = mass_floor
-        for n in range(n_samples):
-            joint[:] = constant
-            for p in range(indptr[n], indptr[n + 1]):
-                e = indices[p]
-                for k in range(n_components):
-                    joint[k] += entry[e, k]
-            top = joint.max()
-            norm = 0.0
-            for k in range(n_components):
-                joint[k] = math.exp(joint[k] - top)
-                norm += joint[k]
-            total_log += math.log(norm) + top
-            if not m_step:
-                continue
-            # The responsibilities, added to the mass of the sample's entries.
-            for k in range(n_components):
-                joint[k] /= norm
-                totals[k] += joint[k]
-            for p in range(indptr[n], indptr[n + 1]):
-                e = indices[p]
-                for k in range(n_components):
-                    mass[e, k] += joint[k]
+        total_log = _cell_e_step(
+            values,
+            starts,
+            indptr,
+            indices,
+            log_weights[s, :, 0],
+            log_alpha[s],
+            log_b[s],
+            entry,
+            mass,
+            totals,
+            m_step,
+            mass_floor,
+        )
         log_likelihood[s, 0, 0] = total_log - log_factorial_total
         if not m_step:
             continue
@@ -409,7 +489,7 @@ def _squarem_point(x0, x1, x2, s, k, c, step):
 def extrapolate(
     theta0, theta1, theta2, step_max, shared, log_alpha_bounds, log_b_bounds
 ):
-    """The SQUAREM step of :func:`sknbmix._em._extrapolate`, problem by
+    """The SQUAREM step of :func:`sknbmix._em.run_em`, problem by
     problem (a start with shared weights, a feature otherwise).
 
     ``theta0``, ``theta1`` and ``theta2`` are tuples of the three parameter
@@ -478,8 +558,8 @@ def extrapolate(
 def outpaced(
     group, start, reached, last_gain, parameters, trail_gains, trail_margin, same_basin
 ):
-    """The problems that a better start of their group makes moot, as
-    :func:`sknbmix._em._outpaced` decides (groups come in ascending order;
+    """The problems that a better start of their group makes moot (see
+    :func:`sknbmix._em.run_em`; groups come in ascending order;
     ``parameters`` holds each problem's log-weights, log alpha and log b as
     three arrays of one row per problem)."""
     n_batch = reached.size
@@ -518,7 +598,7 @@ def outpaced(
 
 @njit(cache=True, error_model="numpy")
 def m_step(values, starts, mass, total, alpha, newton_steps):
-    """The M step of :meth:`sknbmix._em.MixtureProblem.m_step` from the
+    """The M step from the
     responsibility mass (n_starts, n_components, n_entries) and ``total``
     (n_starts, n_components, n_features or 1); ``alpha`` of shape
     (n_starts, n_components, n_features) warm-starts Newton's method, where
@@ -604,7 +684,14 @@ def _select(accept, chosen, other, shared):
 
 @njit(cache=True, error_model="numpy")
 def converged(gain, last_gain, tol):
-    """:func:`sknbmix._em._converged`, one value per problem."""
+    """EM's stopping rule, one value per problem.
+
+    EM converges linearly, so the gain still to come is estimated from the
+    last two gains ``g1, g2`` as ``g2 q / (1 - q)``, ``q = g2 / g1``; a
+    problem has converged when both its last gain and that estimate are
+    below ``tol``, or when it gains nothing within rounding. An empty
+    ``last_gain`` (the first cycle) judges by rounding alone.
+    """
     out = np.empty(gain.size, dtype=np.bool_)
     for p in range(gain.size):
         # Rounding noise of a log-likelihood sum; gains below it mean nothing.
@@ -619,7 +706,7 @@ def converged(gain, last_gain, tol):
 @njit(cache=True, error_model="numpy")
 def lowered(log_likelihood, claim, round_off):
     """The problems whose ``log_likelihood`` fell below ``claim`` by more
-    than rounding (see :func:`sknbmix._em._redo_lowering_steps`)."""
+    than rounding."""
     out = np.empty(claim.size, dtype=np.intp)
     n = 0
     for p in range(claim.size):
@@ -627,6 +714,31 @@ def lowered(log_likelihood, claim, round_off):
             out[n] = p
             n += 1
     return out[:n]
+
+
+@njit(cache=True, error_model="numpy")
+def _component_gradient(values, mass, total, log_alpha, log_b):
+    """The gradient in ``log alpha`` and ``log b`` of one component and
+    feature, from the responsibility mass at its distinct counts (Fisher's
+    identity: the gradient of the expected complete log-likelihood)."""
+    alpha = math.exp(log_alpha)
+    b = math.exp(log_b)
+    first = 0.0
+    for e in range(values.size):
+        first += mass[e] * values[e]
+    digamma_sum = _digamma_sum(values, mass, alpha)
+    return (
+        alpha * (digamma_sum - total * math.log1p(b)),
+        (first - total * alpha * b) / (1.0 + b),
+    )
+
+
+@njit(cache=True, error_model="numpy")
+def _logit_gradient(totals, log_weights, out):
+    """The gradient in the logits of components 2..K against component 1."""
+    all_mass = totals.sum()
+    for k in range(1, totals.size):
+        out[k - 1] = totals[k] - all_mass * math.exp(log_weights[k])
 
 
 @njit(cache=True, error_model="numpy")
@@ -640,10 +752,10 @@ def table_gradient(
     log_b,
     mass_floor,
 ):
-    """:meth:`sknbmix._em.MixtureProblem.gradient` of table-form problems:
-    the log-likelihood and its gradient in the logits of components 2..K
-    against 1 (shaped (n_starts, n_components - 1, 1 or n_features)), in
-    ``log alpha`` and in ``log b``. Arguments as :func:`table_em_step`."""
+    """The log-likelihood of table-form problems and its gradient in the
+    logits of components 2..K against 1 (shaped (n_starts, n_components - 1,
+    1 or n_features)), in ``log alpha`` and in ``log b``. Arguments as
+    :func:`table_em_step`."""
     n_starts, n_components, n_features = log_alpha.shape
     n_entries = values.size
     per_feature_weights = log_weights.shape[2] > 1
@@ -671,19 +783,70 @@ def table_gradient(
                 - log_factorial_sum[f]
             )
             for k in range(n_components):
-                total, first = mass_floor, 0.0
+                total = mass_floor
                 for e in range(low, high):
                     total += mass[k, e]
-                    first += mass[k, e] * values[e]
                 totals[k] = total
-                alpha = math.exp(log_alpha[s, k, f])
-                b = math.exp(log_b[s, k, f])
-                digamma_sum = _digamma_sum(values[low:high], mass[k, low:high], alpha)
-                grad_log_alpha[s, k, f] = alpha * (digamma_sum - total * math.log1p(b))
-                grad_log_b[s, k, f] = (first - total * alpha * b) / (1.0 + b)
-            all_mass = totals.sum()
-            for k in range(1, n_components):
-                grad_logits[s, k - 1, w] = totals[k] - all_mass * math.exp(
-                    log_weights[s, k, w]
+                grad_log_alpha[s, k, f], grad_log_b[s, k, f] = _component_gradient(
+                    values[low:high],
+                    mass[k, low:high],
+                    total,
+                    log_alpha[s, k, f],
+                    log_b[s, k, f],
                 )
+            _logit_gradient(totals, log_weights[s, :, w], grad_logits[s, :, w])
+    return log_likelihood, grad_logits, grad_log_alpha, grad_log_b
+
+
+@njit(cache=True, error_model="numpy")
+def cell_gradient(
+    values,
+    starts,
+    indptr,
+    indices,
+    log_factorial_total,
+    log_weights,
+    log_alpha,
+    log_b,
+    mass_floor,
+):
+    """:func:`table_gradient` of the shared model on many features, from
+    the E step of :func:`cell_em_step` (arguments as there)."""
+    n_starts, n_components, n_features = log_alpha.shape
+    n_entries = values.size
+    log_likelihood = np.empty((n_starts, 1, 1))
+    grad_logits = np.empty((n_starts, n_components - 1, 1))
+    grad_log_alpha = np.empty(log_alpha.shape)
+    grad_log_b = np.empty(log_alpha.shape)
+    entry = np.empty((n_entries, n_components))
+    mass = np.empty((n_entries, n_components))
+    totals = np.empty(n_components)
+    for s in range(n_starts):
+        total_log = _cell_e_step(
+            values,
+            starts,
+            indptr,
+            indices,
+            log_weights[s, :, 0],
+            log_alpha[s],
+            log_b[s],
+            entry,
+            mass,
+            totals,
+            True,
+            mass_floor,
+        )
+        log_likelihood[s, 0, 0] = total_log - log_factorial_total
+        by_component = np.ascontiguousarray(mass.T)
+        for k in range(n_components):
+            for f in range(n_features):
+                low, high = _entries(starts, f, n_entries)
+                grad_log_alpha[s, k, f], grad_log_b[s, k, f] = _component_gradient(
+                    values[low:high],
+                    by_component[k, low:high],
+                    totals[k],
+                    log_alpha[s, k, f],
+                    log_b[s, k, f],
+                )
+        _logit_gradient(totals, log_weights[s, :, 0], grad_logits[s, :, 0])
     return log_likelihood, grad_logits, grad_log_alpha, grad_log_b

@@ -1,0 +1,795 @@
+"""The fitting engine: starts, the fit of a batch of starts, reseeding of
+degenerate components, the best of several initialisations, and the
+canonical order of samples, features and components.
+
+Everything here takes plain settings (:class:`FitSettings`) and arrays; the
+estimator (:class:`sknbmix.NegBinomMixture`) validates, calls :func:`fit` and
+turns its result into fitted attributes, and the bootstrap calls the same
+functions for its replicates.
+"""
+
+# SPDX-License-Identifier: BSD-3-Clause
+
+import functools
+from dataclasses import dataclass, fields
+from typing import NamedTuple
+
+import numpy as np
+import scipy.sparse as sp
+from joblib import effective_n_jobs
+from sklearn.cluster import KMeans
+from sklearn.utils.parallel import Parallel, delayed
+
+from sknbmix._data import build_count_table
+from sknbmix._em import run_em
+from sknbmix._likelihood import MixtureLikelihood, Theta
+from sknbmix._nbinom import MEAN_MIN
+from sknbmix._newton import newton_maximise
+from sknbmix._powell import powell_maximise
+from sknbmix._stack import ProblemStack
+
+# EM iterations a start gets before Newton's method takes over.
+_EM_ITER_BEFORE_NEWTON = 30
+# Newton's finite-difference Hessian costs one E step per parameter of a
+# problem: beyond this many, EM alone continues.
+_NEWTON_MAX_PARAMS = 32
+# A best start with an alpha above this (1e3, on its way to the Poisson limit)
+# gets a Newton step to tell a maximum from a saddle point.
+_LOG_ALPHA_CERTIFY = np.log(1e3)
+# Two components this close in every log alpha and log b are one component
+# twice (a smaller mixture, where EM from random responsibilities can stop).
+_COINCIDE = 1e-3
+# An emptied component is moved to this share of the samples with the highest
+# counts, with this alpha, and refit (see _reseed_degenerate).
+_RESEED_SHARE = 0.01
+_RESEED_ALPHA = 10.0
+# A component whose mean is below this (1e-4) has collapsed onto zero.
+_LOG_COLLAPSED = np.log(1e-4)
+# With shared weights and at least this many features, the default starts
+# include this many random soft splits of the samples.
+_RANDOM_MIN_FEATURES = 10
+_N_RANDOM_STARTS = 3
+# Seeds the weights of the canonical order of samples (see canonical_order).
+_ORDER_SEED = 20141120
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """The settings of a fit: the estimator's hyperparameters that the
+    engine reads (see :class:`sknbmix.NegBinomMixture` for their meaning)."""
+
+    n_components: int = 1
+    shared_weights: bool = True
+    solver: str = "em"
+    tol: float = 1e-9
+    max_iter: int = 1000
+    n_init: int = 1
+    init_params: str = "quantile"
+    n_jobs: int = None
+    verbose: int = 0
+
+    @classmethod
+    def from_params(cls, params):
+        """The settings among ``params`` (e.g. an estimator's ``get_params()``)."""
+        return cls(**{field.name: params[field.name] for field in fields(cls)})
+
+
+class StartsFit(NamedTuple):
+    """The fit of a batch of starts (see :func:`fit_starts`).
+
+    ``theta`` holds the best start of each group (one with shared weights,
+    one per feature otherwise); ``log_likelihood`` and ``converged`` are
+    shaped (1, 1, 1 or n_features), ``n_iter`` has one entry per group, and
+    ``start_log_likelihoods`` (n_starts, 1, n_groups) is where each start
+    ended (``-inf`` for none).
+    """
+
+    theta: Theta
+    log_likelihood: np.ndarray
+    n_iter: np.ndarray
+    converged: np.ndarray
+    start_log_likelihoods: np.ndarray
+
+
+class FitResult(NamedTuple):
+    """What :func:`fit` found.
+
+    Attributes
+    ----------
+    parameters : dict
+        ``weights``, ``alpha``, ``b`` and ``means`` (see
+        :func:`theta_to_parameters`), components in canonical order
+        (:func:`order_components`), features in the order of ``X``.
+    n_iter : int
+        Iterations used by the kept initialisation (with independent
+        weights, the largest over the features of those of each feature's
+        kept initialisation).
+    converged : bool
+        Whether every problem of the kept initialisations converged.
+    lower_bound : float
+        Mean log-likelihood per sample at ``theta``.
+    start_log_likelihoods : ndarray of shape (n_starts, 1, n_groups)
+        Where each start of the first initialisation ended (extra starts
+        first).
+    labels : ndarray or None
+        The most probable component of each sample (of each sample and
+        feature with independent weights), when asked for.
+    """
+
+    parameters: dict
+    n_iter: int
+    converged: bool
+    lower_bound: float
+    start_log_likelihoods: np.ndarray
+    labels: np.ndarray | None
+
+
+# -- parameters ----------------------------------------------------------------
+
+
+def parameters_to_theta(weights, alpha, b, shared_weights):
+    """A one-start :class:`Theta` from fitted parameters (``weights`` of
+    shape (n_components,), or (n_features, n_components) when not
+    ``shared_weights``; ``alpha`` and ``b`` (n_components, n_features))."""
+    weights = np.asarray(weights)
+    weights = weights if shared_weights else weights.T
+    log_weights = np.log(weights).reshape(1, alpha.shape[0], -1)
+    return Theta(log_weights, np.log(alpha)[None], np.log(b)[None])
+
+
+def theta_to_parameters(theta, shared_weights):
+    """``weights``, ``alpha``, ``b`` and ``means`` of one start of ``theta``,
+    in the shapes of the estimator's attributes."""
+    weights = np.exp(theta.log_weights[0])
+    alpha = np.exp(theta.log_alpha[0])
+    b = np.exp(theta.log_b[0])
+    return {
+        "weights": weights[:, 0] if shared_weights else weights.T,
+        "alpha": alpha,
+        "b": b,
+        "means": alpha * b,
+    }
+
+
+def order_components(theta, shared_weights):
+    """One start of ``theta`` with its components in canonical order: by
+    ascending total mean, or per feature by ascending mean when not
+    ``shared_weights``."""
+    log_mean = theta.log_alpha[0] + theta.log_b[0]
+    if shared_weights:
+        order = np.argsort(np.exp(log_mean).sum(axis=1), kind="stable")
+        return Theta(*(x[:, order] for x in theta))
+    order = np.argsort(np.exp(log_mean), axis=0, kind="stable")[None]
+    return Theta(*(np.take_along_axis(x, order, axis=1) for x in theta))
+
+
+def repeated_components(alpha, b, shared_weights):
+    """Which components repeat an earlier one (their log alpha and log b
+    within ``_COINCIDE`` of it), in the shape of the estimator's
+    ``weights_``: with shared weights a repeat must coincide with one
+    component in every feature."""
+    log_alpha, log_b = np.log(alpha), np.log(b)
+    if shared_weights:
+        return _repeats_earlier(log_alpha, log_b, axis=None)
+    return _repeats_earlier(log_alpha, log_b, axis=-1).T
+
+
+def _repeats_earlier(log_alpha, log_b, axis):
+    """Whether each component repeats an earlier one.
+
+    Components are on axis -2 and features on axis -1; ``axis=-1`` compares
+    feature by feature (the result has the input's shape), ``axis=None``
+    requires the same earlier component in every feature (the result has
+    one entry per component).
+    """
+    gap = np.maximum(
+        np.abs(log_alpha[..., :, None, :] - log_alpha[..., None, :, :]),
+        np.abs(log_b[..., :, None, :] - log_b[..., None, :, :]),
+    )
+    if axis is None:
+        gap = gap.max(axis=-1)
+    else:
+        gap = np.moveaxis(gap, -1, -3)
+    n_components = log_alpha.shape[-2]
+    earlier = np.tril(np.ones((n_components, n_components), dtype=bool), k=-1)
+    repeats = ((gap < _COINCIDE) & earlier).any(axis=-1)
+    return repeats if axis is None else np.moveaxis(repeats, -2, -1)
+
+
+def _take_features(theta, features):
+    """``theta`` with its features in the order ``features`` (None: as is)."""
+    if features is None:
+        return theta
+    return theta._replace(
+        log_alpha=theta.log_alpha[..., features], log_b=theta.log_b[..., features]
+    )
+
+
+# -- canonical order of the data ---------------------------------------------------
+
+
+def canonical_order(X):
+    """An order of the rows of X that depends on their contents alone.
+
+    Rows go by their sum, then by a fixed random weighting of their counts,
+    on which two different rows tie only by chance (equal rows may go in any
+    order: they sum alike). The weights go by column, so the columns must be
+    in an order of their own contents first (:func:`canonical_feature_order`).
+    """
+    weights = np.random.default_rng(_ORDER_SEED).uniform(1.0, 2.0, X.shape[1])
+    total = np.asarray(X.sum(axis=1), dtype=float).ravel()
+    weighted = np.asarray(X @ weights, dtype=float).ravel()
+    return np.lexsort((weighted, total))
+
+
+def canonical_feature_order(X):
+    """An order of the columns of X that depends on their counts alone, in
+    any order of the rows: by their sums of x, x**2 and x**3 (exact in any
+    order for integers below 2**53, and nearly so above)."""
+    # Validated counts are float64 already: no copy of the data for this.
+    X = X.astype(np.float64, copy=False)
+    power = X.power if sp.issparse(X) else X.__pow__
+    sums = [np.asarray(power(k).sum(axis=0)).ravel() for k in (3, 2, 1)]
+    return np.lexsort(sums)
+
+
+# -- starts ------------------------------------------------------------------------
+
+
+def quantile_responsibilities(lower, upper, cuts):
+    """Split values at quantile levels into soft groups.
+
+    A value occupies the block ``[F(v-), F(v)]`` of the empirical distribution
+    function; a block that straddles a cut is shared between the groups in
+    proportion to the overlap, so ties are split without regard to the order
+    of the samples.
+
+    Parameters
+    ----------
+    lower, upper : ndarray of shape (n_values,)
+        ``F(v-)`` and ``F(v)`` of each distinct value.
+    cuts : ndarray of shape (n_starts, n_components - 1)
+        Increasing levels in (0, 1).
+
+    Returns
+    -------
+    resp : ndarray of shape (n_starts, n_components, n_values)
+    """
+    n_starts = cuts.shape[0]
+    edges = np.concatenate(
+        [np.zeros((n_starts, 1)), cuts, np.ones((n_starts, 1))], axis=1
+    )
+    low, high = edges[:, :-1, None], edges[:, 1:, None]
+    overlap = np.clip(np.minimum(upper, high) - np.maximum(lower, low), 0, None)
+    width = upper - lower
+    n_components = edges.shape[1] - 1
+    # Values with no mass (a feature's unused zero entry): any split will do.
+    return np.divide(
+        overlap,
+        width,
+        out=np.full_like(overlap, 1.0 / n_components),
+        where=width > 0,
+    )
+
+
+def initial_responsibilities(likelihood, X, cuts):
+    """Quantile-split responsibilities for each row of ``cuts``.
+
+    The per-sample model splits the samples by their total count; the table
+    form splits each feature's distinct counts by their own quantiles.
+    """
+    table = likelihood.table
+    if likelihood.per_cell:
+        totals = np.asarray(X.sum(axis=1)).ravel()
+        _, inverse, counts = np.unique(totals, return_inverse=True, return_counts=True)
+        upper = np.cumsum(counts) / totals.size
+        resp = quantile_responsibilities(upper - counts / totals.size, upper, cuts)
+        return resp[..., inverse]
+    # Each feature's multiplicities add up to n_samples.
+    cumulative = np.cumsum(table.multiplicity)
+    before = (cumulative - table.multiplicity)[table.starts]
+    upper = (cumulative - before[table.feature]) / table.n_samples
+    lower = upper - table.multiplicity / table.n_samples
+    return quantile_responsibilities(lower, upper, cuts)
+
+
+@functools.lru_cache
+def default_cuts(n_components, layered=False):
+    """Deterministic quantile levels of the default screen of starts.
+
+    The equal split, and splits with one small group at the low or at the
+    high end (5% to 30% of the samples), the rest split equally: local optima
+    of these mixtures differ mostly in how large a minor component is and
+    which end of the distribution it takes. With ``layered`` and three or
+    more components, also splits with all but one group small (5%, 10% or
+    20% each) at the low or the high end, and with small groups at both
+    ends: one feature's minor components tend to sit side by side at one
+    end (a low and a middle group below one large one), which the other
+    splits do not start near.
+    """
+    K = n_components
+    cuts = [np.arange(1, K) / K]
+    for p in (0.05, 0.1, 0.2, 0.3):
+        cuts.append(np.concatenate([[p], p + (1 - p) * np.arange(1, K - 1) / (K - 1)]))
+        cuts.append(np.concatenate([(1 - p) * np.arange(1, K - 1) / (K - 1), [1 - p]]))
+    if layered and K >= 3:
+        for p in (0.05, 0.1, 0.2):
+            # The small groups leave at least 40% of the samples to the rest.
+            small = min(p, 0.6 / (K - 1)) * np.arange(1, K)
+            cuts.extend([small, 1 - small[::-1], np.linspace(p, 1 - p, K - 1)])
+    # Many components make some of these coincide: keep the first of each.
+    cuts = np.array(cuts)
+    _, first = np.unique(cuts.round(12), axis=0, return_index=True)
+    # Cached (np.unique is slow for the milliseconds of a fit): read-only.
+    cuts = cuts[np.sort(first)]
+    cuts.flags.writeable = False
+    return cuts
+
+
+def random_cuts(n_starts, n_components, random_state):
+    """Random increasing quantile levels, for restarts after the first."""
+    return np.sort(random_state.uniform(0.02, 0.98, (n_starts, n_components - 1)))
+
+
+def has_random_starts(likelihood, settings):
+    """Whether the default starts include random soft splits of the samples
+    (shared weights with many features)."""
+    return (
+        likelihood.per_cell
+        and likelihood.table.n_features >= _RANDOM_MIN_FEATURES
+        and settings.init_params == "quantile"
+        and settings.n_components > 1
+    )
+
+
+def initial_starts(likelihood, X, settings, init, random_state):
+    """The starts that initialisation ``init`` screens, as a batch of
+    parameters (``random_state`` is drawn from by random starts only)."""
+    K = settings.n_components
+    if K == 1:
+        return likelihood.from_responsibilities(
+            initial_responsibilities(likelihood, X, np.empty((1, 0)))
+        )
+    # One feature's components tend to sit side by side: layered splits
+    # find them, for the cost of more starts on its small table.
+    cuts = default_cuts(K, layered=not likelihood.per_cell)
+    n_starts = len(cuts)
+    if settings.init_params == "quantile":
+        if init > 0:
+            cuts = random_cuts(n_starts, K, random_state)
+        resp = initial_responsibilities(likelihood, X, cuts)
+        if has_random_starts(likelihood, settings):
+            # Splits by total count find components that differ in overall
+            # level; cell types that differ in which genes go up or down
+            # are found from soft random responsibilities, which let EM
+            # sort the samples by all genes at once (seeded, so the
+            # default stays deterministic). They come first and run to
+            # convergence (see fit): they start far behind and overtake late.
+            seeded = (
+                np.random.RandomState(0) if init == 0 else random_state
+            ).dirichlet(np.ones(K), size=(_N_RANDOM_STARTS, X.shape[0]))
+            resp = np.concatenate([seeded.transpose(0, 2, 1), resp])
+    elif settings.init_params == "random":
+        n_values = X.shape[0] if likelihood.per_cell else likelihood.table.n_entries
+        resp = random_state.dirichlet(np.ones(K), size=(n_starts, n_values))
+        resp = resp.transpose(0, 2, 1)
+    else:
+        resp = _kmeans_responsibilities(likelihood, X, K, random_state)
+    return likelihood.from_responsibilities(resp)
+
+
+def _kmeans_responsibilities(likelihood, X, K, random_state):
+    kmeans = KMeans(n_clusters=K, n_init=1, random_state=random_state)
+    if likelihood.per_cell:
+        log_counts = X.log1p() if hasattr(X, "log1p") else np.log1p(X)
+        labels = kmeans.fit(log_counts).labels_
+        return (labels == np.arange(K)[:, None])[None].astype(float)
+    # One k-means per feature, on its distinct counts weighted by how
+    # often they occur.
+    table = likelihood.table
+    labels = np.empty(table.n_entries, dtype=int)
+    for start, stop in zip(
+        table.starts, np.append(table.starts[1:], table.n_entries), strict=True
+    ):
+        values = np.log1p(table.values[start:stop, None])
+        weights = table.multiplicity[start:stop]
+        kmeans.set_params(n_clusters=min(K, stop - start))
+        labels[start:stop] = kmeans.fit(values, sample_weight=weights).labels_
+    return (labels == np.arange(K)[:, None])[None].astype(float)
+
+
+# -- the fit of a batch of starts ----------------------------------------------
+
+
+def fit_starts(likelihood, starts, settings, tol, n_protected=0, reseed=True):
+    """Fit from a batch of starts and keep the best of each problem.
+
+    Every start runs to convergence or until a better start of its group
+    outpaces it (the first ``n_protected`` starts run to convergence in any
+    case): on genes like Rest or Prdm14 of the built-in data, the start that
+    leads after a dozen iterations ends on a worse optimum in one data set in
+    thirty. Starts that EM has not finished in ``_EM_ITER_BEFORE_NEWTON``
+    iterations are finished by Newton's method where its Hessian is
+    affordable, by EM elsewhere. A best fit with a degenerate component is
+    refit with that component moved (:func:`_reseed_degenerate`).
+
+    Parameters
+    ----------
+    likelihood : MixtureLikelihood
+    starts : Theta
+        ``n_starts`` starts on axis 0.
+    settings : FitSettings
+    tol : float
+        Threshold on the total log-likelihood of each problem.
+    n_protected : int, default=0
+    reseed : bool, default=True
+
+    Returns
+    -------
+    StartsFit
+    """
+    if settings.solver == "powell":
+        return _powell_starts(likelihood, starts, settings, tol)
+    max_iter = settings.max_iter
+    stack, theta = ProblemStack.of_starts(likelihood, starts)
+    theta, reached, n_iter, converged = run_em(
+        stack,
+        theta,
+        max_iter=min(max_iter, _EM_ITER_BEFORE_NEWTON),
+        tol=tol,
+        n_protected=n_protected,
+    )
+
+    def continue_from(index, maximise):
+        if not index.size:
+            return
+        budget = max_iter - n_iter[index].max()
+        if budget <= 0:
+            return
+        new_theta, new_reached, new_iter, new_converged = maximise(
+            stack.select(index), stack.take(theta, index), max_iter=budget, tol=tol
+        )
+        stack.put(theta, index, new_theta)
+        stack.put(reached, index, new_reached)
+        stack.put(converged, index, new_converged)
+        n_iter[index] += new_iter
+
+    def continue_unfinished(maximise):
+        continue_from(np.flatnonzero(~stack.flat(converged)), maximise)
+
+    # Problems that EM has not finished by then crawl (heavy overlap, or a
+    # component nearing the Poisson limit): Newton's method finishes them
+    # where its Hessian is affordable, EM the rest (and whatever Newton
+    # leaves, e.g. at degenerate optima with emptying components).
+    K, n_features = theta.log_alpha.shape[1:]
+    n_params = K - 1 + 2 * K * (n_features if stack.axis == 0 else 1)
+    use_newton = n_params <= _NEWTON_MAX_PARAMS
+    if use_newton:
+        continue_unfinished(newton_maximise)
+    continue_unfinished(run_em)
+    best = stack.best_start(stack.flat(reached))
+    if use_newton:
+        # EM's stopping rule cannot tell a maximum from a saddle point where
+        # EM stalls, which happens where a component is at or on its way to
+        # the Poisson limit: there a Newton step certifies the best start of
+        # each group, and goes on where it is not at a maximum.
+        log_alpha = stack.rows(theta.log_alpha)[best]
+        continue_from(
+            best[(log_alpha > _LOG_ALPHA_CERTIFY).any(axis=1)], newton_maximise
+        )
+    fitted = StartsFit(
+        stack.take(theta, best),
+        stack.take(reached, best),
+        n_iter[best],
+        stack.take(converged, best),
+        stack.by_start(stack.flat(reached))[:, None, :],
+    )
+    if reseed and not likelihood.per_cell and settings.n_components > 1:
+        fitted = _reseed_degenerate(likelihood, fitted, settings, tol)
+    return fitted
+
+
+def _powell_starts(likelihood, starts, settings, tol):
+    """Powell's method from the best of ``starts`` of each problem."""
+    log_likelihood = likelihood.log_likelihood(starts)
+    if likelihood.shared_weights:
+        best = np.full((1, 1, 1), np.argmax(log_likelihood[:, 0, 0]))
+    else:
+        best = np.argmax(log_likelihood, axis=0)[None]
+    theta = Theta(*(np.take_along_axis(x, best, axis=0) for x in starts))
+    n_features = likelihood.table.n_features
+    if likelihood.shared_weights or n_features == 1:
+        theta, log_likelihood, n_iter, converged = powell_maximise(
+            likelihood, theta, max_iter=settings.max_iter, tol=tol
+        )
+        log_likelihood = np.full((1, 1, 1), log_likelihood)
+        n_iter, converged = np.array([n_iter]), np.full((1, 1, 1), converged)
+    else:
+        # Each feature's own mixture (their likelihoods are separate).
+        parts = [np.array(x) for x in theta]
+        n_iter, converged = np.zeros(n_features, dtype=int), []
+        for feature in range(n_features):
+            columns = slice(feature, feature + 1)
+            sub_theta, _, n_iter[feature], sub_converged = powell_maximise(
+                likelihood.take_features(np.array([feature])),
+                Theta(*(x[..., columns] for x in parts)),
+                max_iter=settings.max_iter,
+                tol=tol,
+            )
+            for whole, part in zip(parts, sub_theta, strict=True):
+                whole[..., columns] = part
+            converged.append(sub_converged)
+        theta = Theta(*parts)
+        log_likelihood = likelihood.log_likelihood(theta)
+        converged = np.array(converged)[None, None, :]
+    return StartsFit(theta, log_likelihood, n_iter, converged, log_likelihood)
+
+
+def _top_mean(table, share):
+    """Mean count of each feature's top ``share`` of the samples."""
+    n_samples = table.n_samples
+    cumulative = np.cumsum(table.multiplicity)
+    before = (cumulative - table.multiplicity)[table.starts]
+    # Samples with a count above each entry's, within its feature.
+    above = n_samples - (cumulative - before[table.feature])
+    taken = np.clip(share * n_samples - above, 0.0, table.multiplicity)
+    total = table.feature_sum(taken * table.values)
+    return np.maximum(total / table.feature_sum(taken), MEAN_MIN)
+
+
+def _reseed_degenerate(likelihood, fitted, settings, tol):
+    """Refit the groups whose best start has a degenerate component, from
+    two starts with that component moved, and keep what is better.
+
+    A component is degenerate when it has emptied (less than one sample's
+    weight, or less than one count in all), collapsed onto zero (a mean
+    below 1e-4, a point mass) or coincides with another (the stationary
+    point of a smaller mixture, where EM from random responsibilities can
+    stop). The likelihood is then flat in its own parameters, so no
+    optimiser moves it, yet the optimum may have a small component of a few
+    outlying cells, a low but non-zero one, or a second group. The two
+    starts move it, with 1% of the weight, to the mean of the top 1% of the
+    counts (as k-means relocates an empty cluster to the farthest points),
+    or, keeping its weight, to a tenth of the feature's mean.
+    """
+    theta, reached = fitted.theta, fitted.log_likelihood
+    # One column per group, in the table form of independent features: the
+    # fit's own table (one feature, or the features side by side).
+    table = likelihood.table
+    mass = np.exp(theta.log_weights) * table.n_samples
+    log_mean = theta.log_alpha + theta.log_b
+    degenerate = (
+        (mass < 1.0) | (mass * np.exp(log_mean) < 1.0) | (log_mean < _LOG_COLLAPSED)
+    )
+    # The second of two coinciding components is spare as well.
+    degenerate |= _repeats_earlier(theta.log_alpha, theta.log_b, axis=-1)
+    groups = np.flatnonzero(degenerate.any(axis=1)[0])
+    if not groups.size:
+        return fitted
+    sub = MixtureLikelihood(table, shared_weights=False).take_features(groups)
+    start = Theta(*(x[..., groups] for x in theta))
+    degenerate = degenerate[..., groups]
+    log_alpha = np.where(degenerate, np.log(_RESEED_ALPHA), start.log_alpha)
+    # Start 0: to the top counts with weight _RESEED_SHARE; start 1: to
+    # a tenth of the mean, with the weight it has (at least that share).
+    share = np.log(_RESEED_SHARE)
+    kept = start.log_weights + np.log1p(-_RESEED_SHARE * degenerate.sum(axis=1))
+    top = np.where(degenerate, share, kept)
+    low = np.where(degenerate, np.maximum(start.log_weights, share), kept)
+    low = low - np.log(np.exp(low).sum(axis=1, keepdims=True))
+    moved_mean = [
+        np.log(_top_mean(sub.table, _RESEED_SHARE)),
+        np.log(0.1 * _top_mean(sub.table, 1.0)),
+    ]
+    starts = Theta(
+        np.concatenate([top, low]),
+        np.concatenate([log_alpha, log_alpha]),
+        np.concatenate(
+            [
+                np.where(degenerate, m, log_mean[..., groups]) - log_alpha
+                for m in moved_mean
+            ]
+        ),
+    )
+    new = fit_starts(sub, starts, settings, tol, reseed=False)
+    better = new.log_likelihood[0, 0] > reached[0, 0, groups]
+    if not better.any():
+        return fitted
+    chosen = groups[better]
+    theta = Theta(*(x.copy() for x in theta))
+    for whole, part in zip(theta, new.theta, strict=True):
+        whole[..., chosen] = part[..., better]
+    reached, converged = reached.copy(), fitted.converged.copy()
+    reached[..., chosen] = new.log_likelihood[..., better]
+    converged[..., chosen] = new.converged[..., better]
+    # The refit's iterations add to those that led to it.
+    n_iter = fitted.n_iter.copy()
+    n_iter[chosen] += new.n_iter[better]
+    return fitted._replace(
+        theta=theta, log_likelihood=reached, n_iter=n_iter, converged=converged
+    )
+
+
+# -- the fit of a data set ----------------------------------------------------
+
+
+def fit(
+    X, settings, random_state=None, *, warm_start=None, extra_starts=None, labels=False
+):
+    """Fit a mixture to validated counts.
+
+    Parameters
+    ----------
+    X : ndarray or sparse matrix of shape (n_samples, n_features)
+        Validated counts (float64; CSR or CSC when sparse).
+    settings : FitSettings
+    random_state : RandomState or None
+        Drawn from by random starts only (``n_init > 1`` or ``init_params``
+        other than ``"quantile"``).
+    warm_start : Theta or None
+        If given, the only start (``n_init`` is ignored).
+    extra_starts : Theta or None
+        Starts added to every initialisation's, first; they run to
+        convergence even when outpaced (the bootstrap starts each replicate
+        from the point estimate so).
+    labels : bool, default=False
+        Whether to compute the labels of X.
+
+    Returns
+    -------
+    FitResult
+    """
+    order = features = None
+    if settings.shared_weights and X.shape[1] > 1:
+        # Sums over samples and features round differently in another
+        # order, which can tip EM towards another local maximum: the fit
+        # sees features and samples in an order set by their counts alone.
+        features = canonical_feature_order(X)
+        X = X[:, features]
+        order = canonical_order(X)
+        X = X[order]
+        if sp.issparse(X):
+            # Indexing leaves each row's columns unsorted; a row sums
+            # its features in column order, as a dense one does.
+            X.sort_indices()
+    likelihood = MixtureLikelihood(build_count_table(X), settings.shared_weights)
+    n_init = settings.n_init if warm_start is None else 1
+    tol = settings.tol * X.shape[0]
+
+    # All starts are made here, in order, so that random initialisations
+    # do not depend on how the work is split below.
+    init_starts = []
+    for init in range(n_init):
+        starts = (
+            initial_starts(likelihood, X, settings, init, random_state)
+            if warm_start is None
+            else _take_features(warm_start, features)
+        )
+        if extra_starts is not None:
+            starts = Theta(
+                *(
+                    np.concatenate([extra, new])
+                    for extra, new in zip(
+                        _take_features(extra_starts, features), starts, strict=True
+                    )
+                )
+            )
+        init_starts.append(starts)
+    n_protected = 0 if extra_starts is None else len(extra_starts[0])
+    if warm_start is None and has_random_starts(likelihood, settings):
+        n_protected += _N_RANDOM_STARTS
+    fits = _fit_in_parallel(likelihood, init_starts, settings, tol, n_protected)
+
+    best = None
+    for init, candidate in enumerate(fits):
+        if settings.verbose:
+            print(
+                f"Initialization {init}: log-likelihood "
+                f"{candidate.log_likelihood.sum():.6f}, "
+                f"{candidate.n_iter.max()} iterations, "
+                f"converged={bool(np.all(candidate.converged))}"
+            )
+        if best is None:
+            best = candidate
+            continue
+        # Problems are independent: each keeps its best initialisation (one
+        # problem with shared weights, one per feature otherwise).
+        better = candidate.log_likelihood > best.log_likelihood
+        best = best._replace(
+            theta=Theta(
+                *(
+                    np.where(better, new, old)
+                    for new, old in zip(candidate.theta, best.theta, strict=True)
+                )
+            ),
+            log_likelihood=np.maximum(candidate.log_likelihood, best.log_likelihood),
+            n_iter=np.where(better.reshape(-1), candidate.n_iter, best.n_iter),
+            converged=np.where(better, candidate.converged, best.converged),
+        )
+    theta = best.theta
+    if features is not None:
+        theta = _take_features(theta, np.argsort(features))
+    # The final E step runs at the parameters as the estimator stores them
+    # (exponentiated), so that the labels of fit_predict(X) are those that
+    # fit(X).predict(X) gives; fit alone needs the log-likelihood only.
+    parameters = theta_to_parameters(
+        order_components(theta, settings.shared_weights), settings.shared_weights
+    )
+    fitted = _take_features(
+        parameters_to_theta(
+            parameters["weights"],
+            parameters["alpha"],
+            parameters["b"],
+            settings.shared_weights,
+        ),
+        features,
+    )
+    if labels:
+        log_prob, resp = likelihood.cell_log_prob(fitted)
+        lower_bound = float(log_prob.mean())
+        labels = resp.argmax(axis=-1)
+        if order is not None:
+            labels[order] = labels.copy()
+    else:
+        lower_bound = float(likelihood.log_likelihood(fitted).sum()) / X.shape[0]
+        labels = None
+    return FitResult(
+        parameters,
+        int(best.n_iter.max()),
+        bool(np.all(best.converged)),
+        lower_bound,
+        fits[0].start_log_likelihoods,
+        labels,
+    )
+
+
+def _fit_in_parallel(likelihood, init_starts, settings, tol, n_protected):
+    """Run :func:`fit_starts` for each initialisation, through joblib.
+
+    With independent weights the features are also split into blocks, one
+    task per block and initialisation: their problems are separate, and each
+    is computed the same way in any block, so the answer does not depend on
+    ``n_jobs``.
+    """
+    n_workers = effective_n_jobs(settings.n_jobs)
+    n_features = likelihood.table.n_features
+    if settings.shared_weights or n_workers == 1 or n_features == 1:
+        blocks = [None]
+    else:
+        blocks = np.array_split(np.arange(n_features), min(n_workers, n_features))
+    tasks = [(starts, block) for starts in init_starts for block in blocks]
+    if len(tasks) == 1:
+        return [fit_starts(likelihood, init_starts[0], settings, tol, n_protected)]
+
+    def task(starts, block):
+        if block is not None:
+            starts = Theta(*(x[..., block] for x in starts))
+            return delayed(fit_starts)(
+                likelihood.take_features(block), starts, settings, tol, n_protected
+            )
+        return delayed(fit_starts)(likelihood, starts, settings, tol, n_protected)
+
+    results = Parallel(n_jobs=settings.n_jobs)(task(*t) for t in tasks)
+    # Put the blocks of each initialisation back together, on the feature
+    # axis (axis 2 of every array; n_iter has one entry per feature).
+    fits = []
+    for i in range(len(init_starts)):
+        parts = results[i * len(blocks) : (i + 1) * len(blocks)]
+        fits.append(
+            StartsFit(
+                Theta(
+                    *(
+                        np.concatenate(x, axis=2)
+                        for x in zip(*(part.theta for part in parts), strict=True)
+                    )
+                ),
+                *(
+                    np.concatenate(
+                        [getattr(part, name) for part in parts],
+                        axis=0 if name == "n_iter" else 2,
+                    )
+                    for name in StartsFit._fields[1:]
+                ),
+            )
+        )
+    return fits

@@ -1,0 +1,256 @@
+"""The compiled kernels against the plain numpy reference of ``_reference``."""
+
+import _reference as reference
+import numpy as np
+import pytest
+from scipy.special import digamma
+
+from sknbmix import _kernels
+from sknbmix._data import build_count_table
+from sknbmix._em import _converged, _extrapolate, _outpaced
+from sknbmix._fit import FitSettings, initial_starts
+from sknbmix._likelihood import MixtureLikelihood, Theta
+from sknbmix._stack import ProblemStack
+
+
+def _perturbed_starts(likelihood, X, rng, n_components=2):
+    """The default starts, and the same moved at random, with some alpha at
+    the Poisson cap, some large (Stirling and series differences) and some
+    small."""
+    settings = FitSettings(n_components=n_components)
+    starts = initial_starts(likelihood, X, settings, 0, None)
+    moved = Theta(
+        starts.log_weights,
+        starts.log_alpha + rng.normal(0, 1.0, starts.log_alpha.shape),
+        starts.log_b + rng.normal(0, 0.5, starts.log_b.shape),
+    )
+    log_alpha = moved.log_alpha.copy()
+    log_alpha[0, 0] = np.log(2e5)
+    log_alpha[1, -1] = np.log(1e-3)
+    log_alpha[2, 0] = np.log(5e3)
+    return [starts, moved._replace(log_alpha=log_alpha)]
+
+
+def _assert_steps_agree(likelihood, theta, newton_steps=1, ll_atol=1e-9):
+    likelihood.newton_steps = newton_steps
+    ll, new = likelihood.em_step(theta)
+    expected_ll, expected = reference.em_step(
+        likelihood.table, likelihood.shared_weights, theta, newton_steps
+    )
+    # The package leaves the constant sum of log(x!) to the end.
+    assert ll.shape == expected_ll.shape
+    np.testing.assert_allclose(ll, expected_ll, rtol=1e-12, atol=ll_atol)
+    np.testing.assert_allclose(new.log_weights, expected.log_weights, atol=1e-11)
+    # One Newton step for alpha: the compiled one takes the exact slope
+    # (integer grid) where the reference takes a forward difference in log
+    # alpha of 1e-6, so far from the root the steps differ by that
+    # difference's error; solved exactly (50 steps), both reach the same root.
+    atol = 3e-5 if newton_steps == 1 else 1e-8
+    np.testing.assert_allclose(new.log_alpha, expected.log_alpha, atol=atol)
+    np.testing.assert_allclose(new.log_b, expected.log_b, atol=atol)
+    np.testing.assert_array_equal(likelihood.log_likelihood(theta), ll)
+
+
+@pytest.mark.parametrize("newton_steps", [1, 50])
+def test_one_feature_step_agrees_with_reference(rex1, newton_steps):
+    likelihood = MixtureLikelihood(build_count_table(rex1), shared_weights=True)
+    for theta in _perturbed_starts(likelihood, rex1, np.random.default_rng(0)):
+        _assert_steps_agree(likelihood, theta, newton_steps)
+
+
+@pytest.mark.parametrize("n_components", [2, 3])
+def test_shared_many_features_step_agrees_with_reference(singer, n_components):
+    likelihood = MixtureLikelihood(build_count_table(singer), shared_weights=True)
+    assert likelihood.per_cell
+    rng = np.random.default_rng(1)
+    for theta in _perturbed_starts(likelihood, singer, rng, n_components):
+        _assert_steps_agree(likelihood, theta)
+
+
+def test_independent_features_step_agrees_with_reference(singer):
+    likelihood = MixtureLikelihood(build_count_table(singer), shared_weights=False)
+    rng = np.random.default_rng(2)
+    for theta in _perturbed_starts(likelihood, singer, rng):
+        stack, stacked_theta = ProblemStack.of_starts(likelihood, theta)
+        _assert_steps_agree(stack.likelihood, stacked_theta)
+        # Stacked, each (start, feature) pair is the feature alone.
+        ll, new = stack.likelihood.em_step(stacked_theta)
+        n_starts = theta.log_alpha.shape[0]
+        alone = likelihood.em_step(theta)[0]
+        np.testing.assert_array_equal(
+            ll.reshape(-1, n_starts).T, alone.reshape(n_starts, -1)
+        )
+
+
+def test_huge_counts_take_digamma_not_the_grid():
+    # A largest count far beyond four per distinct count: the score comes
+    # from digamma sums.
+    X = np.array([[0], [1], [3], [2e6], [5e6], [7], [1]], dtype=float)
+    likelihood = MixtureLikelihood(build_count_table(X), shared_weights=True)
+    for theta in _perturbed_starts(likelihood, X, np.random.default_rng(3)):
+        # log Gamma(5e6) is 7e7, with an ulp of 1.5e-8: the C library's and
+        # scipy's differ by an ulp or two there.
+        _assert_steps_agree(likelihood, theta, ll_atol=1e-7)
+
+
+def test_under_dispersed_components_go_to_the_cap():
+    X = np.random.default_rng(4).binomial(20, 0.5, size=(300, 1)).astype(float)
+    likelihood = MixtureLikelihood(build_count_table(X), shared_weights=True)
+    starts = initial_starts(likelihood, X, FitSettings(), 0, None)
+    _, new = likelihood.em_step(starts)
+    assert new.log_alpha[0, 0, 0] == pytest.approx(np.log(1e8), rel=1e-15)
+
+
+def test_digamma_matches_scipy():
+    x = np.concatenate(
+        [np.geomspace(1e-8, 1.0, 500), np.linspace(1.0, 30.0, 500), [1e3, 1e8]]
+    )
+    got = np.array([_kernels.digamma(v) for v in x])
+    np.testing.assert_allclose(got, digamma(x), rtol=1e-14, atol=1e-14)
+
+
+@pytest.mark.parametrize("genes", [[0], [0, 1, 2, 3]])
+@pytest.mark.parametrize("warm", [False, True])
+def test_m_step_agrees_with_reference(singer, genes, warm):
+    X = singer[:, genes]
+    table = build_count_table(X)
+    likelihood = MixtureLikelihood(table, shared_weights=True)
+    theta = _perturbed_starts(likelihood, X, np.random.default_rng(6))[1]
+    _, mass, total = reference.e_step(table, True, theta)
+    shape = mass.shape[:2] + (table.n_features,)
+    alpha = np.exp(theta.log_alpha) if warm else np.full(shape, np.inf)
+    got = Theta(
+        *_kernels.m_step(
+            table.values,
+            table.starts,
+            np.ascontiguousarray(mass),
+            np.ascontiguousarray(total),
+            alpha,
+            1,
+        )
+    )
+    want = reference.m_step(table, mass, total, alpha if warm else None)
+    np.testing.assert_allclose(got.log_weights, want.log_weights, atol=1e-12)
+    np.testing.assert_allclose(got.log_alpha, want.log_alpha, atol=3e-5)
+    np.testing.assert_allclose(got.log_b, want.log_b, atol=3e-5)
+
+
+@pytest.mark.parametrize(
+    "genes, shared_weights", [([0], True), ([0, 1, 2, 3], True), ([0, 1, 2, 3], False)]
+)
+def test_gradient_agrees_with_reference(singer, genes, shared_weights):
+    X = singer[:, genes]
+    table = build_count_table(X)
+    likelihood = MixtureLikelihood(table, shared_weights=shared_weights)
+    for theta in _perturbed_starts(likelihood, X, np.random.default_rng(7)):
+        ll, gradient = likelihood.gradient(theta)
+        want_ll, want = reference.gradient(table, shared_weights, theta)
+        np.testing.assert_allclose(ll, want_ll, rtol=1e-12, atol=1e-9)
+        for got, expected in zip(gradient, want, strict=True):
+            assert got.shape == expected.shape
+            np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-8)
+
+
+def test_gradient_is_the_slope_of_the_log_likelihood(singer):
+    # Independently of Fisher's identity: central differences of the
+    # log-likelihood itself, in every coordinate.
+    likelihood = MixtureLikelihood(build_count_table(singer), shared_weights=True)
+    starts = _perturbed_starts(likelihood, singer, np.random.default_rng(8))[0]
+    theta = Theta(*(x[:1] for x in starts))
+    _, gradient = likelihood.gradient(theta)
+    # Rounding of a log-likelihood of -5,000 is ~1e-10: a step of 1e-4
+    # keeps its share of the difference quotient near 1e-6.
+    step = 1e-4
+    for name in ("log_alpha", "log_b"):
+        for index in np.ndindex(getattr(theta, name).shape):
+            values = []
+            for sign in (1, -1):
+                moved = getattr(theta, name).copy()
+                moved[index] += sign * step
+                values.append(
+                    likelihood.log_likelihood(theta._replace(**{name: moved}))
+                )
+            slope = (values[0] - values[1])[0, 0, 0] / (2 * step)
+            assert getattr(gradient, name)[index] == pytest.approx(
+                slope, rel=1e-5, abs=1e-4
+            )
+
+
+def test_entry_log_prob_is_the_log_pmf(singer):
+    table = build_count_table(singer)
+    rng = np.random.default_rng(9)
+    log_alpha = rng.normal(1.0, 3.0, (2, 3, table.n_features))
+    log_b = rng.normal(1.0, 2.0, log_alpha.shape)
+    entry, zero = _kernels.entry_log_prob(table.values, table.starts, log_alpha, log_b)
+    alpha, b = np.exp(log_alpha), np.exp(log_b)
+    want = reference.nbinom_logpmf(
+        table.values, alpha.take(table.feature, -1), b.take(table.feature, -1)
+    )
+    np.testing.assert_allclose(zero, reference.nbinom_logpmf(0, alpha, b), rtol=1e-14)
+    got = entry - table.log_factorial + zero.take(table.feature, -1)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
+
+
+@pytest.mark.parametrize("shared_weights", [True, False])
+def test_extrapolation_agrees_with_reference(singer, shared_weights):
+    X = singer if shared_weights else singer[:, :2]
+    likelihood = MixtureLikelihood(build_count_table(X), shared_weights=shared_weights)
+    starts = _perturbed_starts(likelihood, X, np.random.default_rng(5))[1]
+    stack, theta0 = ProblemStack.of_starts(likelihood, starts)
+    theta1 = stack.likelihood.em_step(theta0)[1]
+    theta2 = stack.likelihood.em_step(theta1)[1]
+    step_max = np.geomspace(1.0, 64.0, stack.n_problems)
+
+    class State:
+        pass
+
+    state = State()
+    state.step_max = stack.along(step_max)
+    proposal, capped = _extrapolate(stack, theta0, theta1, theta2, state)
+    capped = stack.flat(capped)
+    assert capped.any() and not capped.all()
+    for p in range(stack.n_problems):
+        one = [stack.take(t, [p]) for t in (theta0, theta1, theta2)]
+        want, want_capped = reference.extrapolate(*one, step_max[p])
+        assert capped[p] == want_capped
+        for got, expected in zip(stack.take(proposal, [p]), want, strict=True):
+            np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+
+
+def test_stopping_rule():
+    # Gains that stall, converge, slow down, speed up, divide by zero.
+    gain = np.array([1e-13, 1e-6, 0.3, 2.0, 1e-6, -1e-3, 0.0, 1e-6])
+    last = np.array([1.0, 1e-5, 0.5, 1.0, 0.0, 1.0, 0.0, 2e-6])
+    tol = 1e-5
+    # Converged: stalled below rounding, or both the last gain and the
+    # geometric tail g q / (1 - q), q = g / last, below tol.
+    ratio = gain / np.where(last == 0, np.nan, last)
+    with np.errstate(invalid="ignore"):
+        tail = np.where(ratio < 1, gain * ratio / (1 - ratio), np.inf)
+    want = (gain <= tol * 1e-3) | ((gain < tol) & (tail < tol))
+    np.testing.assert_array_equal(_converged(gain, last, tol), want)
+    np.testing.assert_array_equal(_converged(gain, None, tol), gain <= tol * 1e-3)
+    assert want.any() and not want.all()
+
+
+@pytest.mark.parametrize("shared_weights", [True, False])
+def test_outpacing_rule(singer, shared_weights):
+    X = singer if shared_weights else singer[:, :2]
+    likelihood = MixtureLikelihood(build_count_table(X), shared_weights=shared_weights)
+    starts = _perturbed_starts(likelihood, X, np.random.default_rng(5))[1]
+    stack, theta = ProblemStack.of_starts(likelihood, starts)
+    reached = stack.likelihood.log_likelihood(theta)
+    # Start 1 of every group a hair from start 0, and start 2 far behind.
+    near = Theta(*(x.copy() for x in theta))
+    first, second = (np.flatnonzero(stack.start == s) for s in (0, 1))
+    stack.put(near, second, Theta(*(stack.take(x, first) + 0.01 for x in near)))
+    flat = stack.flat(reached).copy()
+    flat[second] = flat[first] - 1e-3
+    third = np.flatnonzero(stack.start == 2)
+    flat[third] = flat[first] - 100.0
+    # The others behind start 0, but not by far.
+    flat[stack.start > 2] = np.repeat(flat[first], 1 + stack.start.max() - 3) - 0.5
+    out = stack.flat(
+        _outpaced(stack, near, stack.along(flat), stack.along(np.full(flat.size, 0.1)))
+    )
+    assert out[second].all() and out[third].all() and not out[first].any()
