@@ -48,82 +48,61 @@ _LOG_MEAN_FLAT = np.log(1e-4)
 _LOG_MEAN_MIN = np.log(MEAN_MIN)
 
 
-def to_vector(stack, theta):
+def to_rows(stack, theta):
     """One row of unconstrained coordinates per problem.
 
     The coordinates are the logits of components 2..K against component 1,
     ``log alpha`` and ``log mean``. With the mean held, the Poisson limit is
     ``log alpha`` running to its bound alone, where it can be held fixed.
-
-    Returns
-    -------
-    vector : ndarray of shape (n_starts, n_params) with shared weights, else
-        (n_starts, n_features, n_params)
     """
     logits = theta.log_weights[:, 1:] - theta.log_weights[:, :1]
     log_mean = theta.log_alpha + theta.log_b
-    return _flatten(stack, Theta(logits, theta.log_alpha, log_mean))
+    return _rows(stack, Theta(logits, theta.log_alpha, log_mean))
 
 
-def _flatten(stack, parts):
-    n_starts = parts.log_alpha.shape[0]
-    if stack.axis == 0:
-        return np.concatenate([x.reshape(n_starts, -1) for x in parts], axis=1)
-    return np.concatenate(parts, axis=1).transpose(0, 2, 1)
+def _rows(stack, parts):
+    return np.concatenate([stack.rows(x) for x in parts], axis=1)
 
 
-def from_vector(stack, vector, n_components, n_features):
-    """Inverse of :func:`to_vector`, with ``log alpha`` and ``log b`` clipped to
-    the bounds of the EM."""
-    K = n_components
-    if stack.axis == 0:
-        n_starts = vector.shape[0]
-        size = K * n_features
-        logits = vector[:, : K - 1].reshape(n_starts, K - 1, 1)
-        log_alpha = vector[:, K - 1 : K - 1 + size].reshape(n_starts, K, n_features)
-        log_mean = vector[:, K - 1 + size :].reshape(n_starts, K, n_features)
-    else:
-        columns = vector.transpose(0, 2, 1)
-        logits = columns[:, : K - 1]
-        log_alpha = columns[:, K - 1 : 2 * K - 1]
-        log_mean = columns[:, 2 * K - 1 :]
-    log_alpha = np.clip(log_alpha, *LOG_ALPHA_BOUNDS)
-    return Theta(
-        log_weights_from_logits(logits),
-        log_alpha,
-        np.clip(log_mean - log_alpha, *LOG_B_BOUNDS),
-    )
+class _Coordinates:
+    """The layout of :func:`to_rows` for parameters shaped as ``theta``: its
+    inverse, and the bounds of each coordinate."""
 
+    def __init__(self, stack, theta):
+        logits = theta.log_weights[:, 1:]
+        self.shapes = (logits.shape, theta.log_alpha.shape, theta.log_b.shape)
+        n_logits, n_alpha = (stack.rows(x).shape[1] for x in (logits, theta.log_alpha))
+        self.split = np.cumsum([n_logits, n_alpha])
+        self.low = np.concatenate(
+            [
+                np.full(n_logits, -np.inf),
+                np.full(n_alpha, LOG_ALPHA_BOUNDS[0]),
+                np.full(n_alpha, _LOG_MEAN_MIN),
+            ]
+        )
+        self.high = np.concatenate(
+            [
+                np.full(n_logits, np.inf),
+                np.full(n_alpha, LOG_ALPHA_BOUNDS[1]),
+                np.full(n_alpha, np.inf),
+            ]
+        )
 
-def _bounds(stack, n_components, n_features, shape):
-    """Lower and upper bounds of each coordinate, broadcast to ``shape``."""
-    K = n_components
-    n_alpha = K * (n_features if stack.axis == 0 else 1)
-    low = np.concatenate(
-        [
-            np.full(K - 1, -np.inf),
-            np.full(n_alpha, LOG_ALPHA_BOUNDS[0]),
-            np.full(n_alpha, _LOG_MEAN_MIN),
-        ]
-    )
-    high = np.concatenate(
-        [
-            np.full(K - 1, np.inf),
-            np.full(n_alpha, LOG_ALPHA_BOUNDS[1]),
-            np.full(n_alpha, np.inf),
-        ]
-    )
-    return np.broadcast_to(low, shape), np.broadcast_to(high, shape)
-
-
-def _batch_rows(stack, vector):
-    """The coordinates as one row per problem (shape (n_batch, n_params))."""
-    return vector.reshape(-1, vector.shape[-1])
-
-
-def _from_rows(stack, rows):
-    """Inverse of :func:`_batch_rows`."""
-    return rows if stack.axis == 0 else rows[None]
+    def theta(self, stack, rows):
+        """Inverse of :func:`to_rows`, with ``log alpha`` and ``log b``
+        clipped to the bounds of the EM."""
+        logits, log_alpha, log_mean = (
+            stack.from_rows(part, shape)
+            for part, shape in zip(
+                np.split(rows, self.split, axis=1), self.shapes, strict=True
+            )
+        )
+        log_alpha = np.clip(log_alpha, *LOG_ALPHA_BOUNDS)
+        return Theta(
+            log_weights_from_logits(logits),
+            log_alpha,
+            np.clip(log_mean - log_alpha, *LOG_B_BOUNDS),
+        )
 
 
 def newton_maximise(stack, theta, *, max_iter, tol):
@@ -156,20 +135,16 @@ def newton_maximise(stack, theta, *, max_iter, tol):
     n_iter : ndarray of int with one entry per problem
     converged : ndarray of bool, problem-shaped
     """
-    K, n_features = theta.log_alpha.shape[1:]
-    rows = _batch_rows(stack, to_vector(stack, theta)).copy()
+    coordinates = _Coordinates(stack, theta)
+    rows = to_rows(stack, theta)
     n_batch, n_params = rows.shape
-    low, high = (
-        _batch_rows(stack, bound)
-        for bound in _bounds(stack, K, n_features, _from_rows(stack, rows).shape)
-    )
-    low, high = low[0], high[0]
+    low, high = coordinates.low, coordinates.high
     alpha_coordinate = high == LOG_ALPHA_BOUNDS[1]
     mean_coordinate = low == _LOG_MEAN_MIN
 
     def evaluate(sub, sub_rows):
         log_likelihood, gradient = sub.likelihood.gradient(
-            from_vector(sub, _from_rows(sub, sub_rows), K, n_features)
+            coordinates.theta(sub, sub_rows)
         )
         # From (log alpha, log b) to (log alpha, log mean): log b = log mean -
         # log alpha.
@@ -178,10 +153,7 @@ def newton_maximise(stack, theta, *, max_iter, tol):
             gradient.log_alpha - gradient.log_b,
             gradient.log_b,
         )
-        return (
-            sub.flat(log_likelihood),
-            _batch_rows(sub, _flatten(sub, gradient)),
-        )
+        return sub.flat(log_likelihood), _rows(sub, gradient)
 
     log_likelihood, gradient = evaluate(stack, rows)
     converged = np.zeros(n_batch, dtype=bool)
@@ -265,9 +237,8 @@ def newton_maximise(stack, theta, *, max_iter, tol):
         staying = np.flatnonzero(~(done | stuck))
         active = active[staying]
         sub = sub.select(staying)
-    theta = from_vector(stack, _from_rows(stack, rows), K, n_features)
     return (
-        theta,
+        coordinates.theta(stack, rows),
         stack.along(log_likelihood),
         n_iter,
         stack.along(converged),

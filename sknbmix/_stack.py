@@ -130,6 +130,16 @@ class ProblemStack:
             array = np.moveaxis(array, self.axis, 0)
         return array.reshape(self.n_problems, -1)
 
+    def from_rows(self, rows, shape):
+        """Inverse of :meth:`rows`: arrays of ``shape``, a parameter shape of
+        this layout whose problem axis takes the number of rows."""
+        shape = list(shape)
+        shape[self.axis] = rows.shape[0]
+        problems_first = (
+            [shape[self.axis]] + shape[: self.axis] + shape[self.axis + 1 :]
+        )
+        return np.moveaxis(rows.reshape(problems_first), 0, self.axis)
+
     def best_start(self, log_likelihood):
         """The problems that are the best start of their group, given one
         log-likelihood per problem (ties to the lower start)."""
