@@ -48,6 +48,9 @@ _GRID_RATIO = 4.0
 _DIFFERENCE_STEP = 1e-6
 # Newton's step for alpha has converged below this.
 _NEWTON_DONE = 1e-10
+# What a pass over the data computes besides the log-likelihood: nothing, the
+# M step, or the gradient.
+LOG_LIKELIHOOD, M_STEP, GRADIENT = 0, 1, 2
 
 # The series for large alpha (sknbmix._nbinom), compiled as they are.
 _stirling = njit(cache=True, error_model="numpy")(stirling_difference)
@@ -176,6 +179,23 @@ def _m_step_feature(values, mass, total, alpha, max_iter):
 
 
 @njit(cache=True, error_model="numpy")
+def _component_gradient(values, mass, total, log_alpha, log_b):
+    """The gradient in ``log alpha`` and ``log b`` of one component and
+    feature, from the responsibility mass at its distinct counts (Fisher's
+    identity: the gradient of the expected complete log-likelihood)."""
+    alpha = math.exp(log_alpha)
+    b = math.exp(log_b)
+    first = 0.0
+    for e in range(values.size):
+        first += mass[e] * values[e]
+    digamma_sum = _digamma_sum(values, mass, alpha)
+    return (
+        alpha * (digamma_sum - total * math.log1p(b)),
+        (first - total * alpha * b) / (1.0 + b),
+    )
+
+
+@njit(cache=True, error_model="numpy")
 def _entries(starts, feature, n_entries):
     """The first entry of ``feature`` and the one past its last."""
     if feature + 1 < starts.size:
@@ -257,7 +277,30 @@ def _table_e_step(values, multiplicity, low, high, log_weights, log_alpha, log_b
 
 
 @njit(cache=True, error_model="numpy")
-def table_em_step(
+def _update(values, mass, total, log_alpha, log_b, newton_steps, mode):
+    """The M step's ``(log alpha, log b)`` of one component and feature, or
+    the gradient in them, from its responsibility mass."""
+    if mode == GRADIENT:
+        return _component_gradient(values, mass, total, log_alpha, log_b)
+    return _m_step_feature(values, mass, total, math.exp(log_alpha), newton_steps)
+
+
+@njit(cache=True, error_model="numpy")
+def _update_weights(totals, log_weights, out, mode):
+    """The M step's log-weights of one group, or (from component 2 on) the
+    gradient in the logits of components 2..K against component 1."""
+    all_mass = totals.sum()
+    if mode == GRADIENT:
+        for k in range(1, totals.size):
+            out[k] = totals[k] - all_mass * math.exp(log_weights[k])
+        return
+    log_total = math.log(all_mass)
+    for k in range(totals.size):
+        out[k] = math.log(totals[k]) - log_total
+
+
+@njit(cache=True, error_model="numpy")
+def table_step(
     values,
     multiplicity,
     starts,
@@ -266,10 +309,11 @@ def table_em_step(
     log_alpha,
     log_b,
     newton_steps,
-    m_step,
+    mode,
     mass_floor,
 ):
-    """EM step of table-form problems (one feature, or independent features).
+    """A pass over table-form problems (one feature, or independent
+    features): the E step, then the M step or the gradient.
 
     Parameters
     ----------
@@ -279,32 +323,34 @@ def table_em_step(
     log_weights : ndarray of shape (n_starts, n_components, 1 or n_features)
     log_alpha, log_b : ndarray of shape (n_starts, n_components, n_features)
     newton_steps : int
-    m_step : bool
-        Whether to compute the update (else only the log-likelihood).
+        Newton steps for alpha in the M step.
+    mode : int
+        ``LOG_LIKELIHOOD``, ``M_STEP`` or ``GRADIENT``.
     mass_floor : float
 
     Returns
     -------
     log_likelihood : ndarray of shape (n_starts, 1, n_features)
-    new_log_weights, new_log_alpha, new_log_b : ndarray
-        Shaped as the inputs (empty when not ``m_step``).
+    weights, alpha, b : ndarray
+        Shaped as the inputs (empty with ``LOG_LIKELIHOOD``): the new
+        log-weights, log alpha and log b, or the gradient in the logits of
+        components 2..K against component 1 (component 0 unused), in
+        ``log alpha`` and in ``log b``.
     """
     n_starts, n_components, n_features = log_alpha.shape
     n_entries = values.size
-    per_feature_weights = log_weights.shape[2] > 1
+    n_weight_groups = log_weights.shape[2]
     log_likelihood = np.empty((n_starts, 1, n_features))
-    shape = (n_starts, n_components, n_features) if m_step else (0, 0, 0)
-    new_log_alpha = np.empty(shape)
-    new_log_b = np.empty(shape)
-    new_log_weights = np.empty(
-        (shape[0], shape[1], log_weights.shape[2] if m_step else 0)
-    )
+    size = n_starts if mode != LOG_LIKELIHOOD else 0
+    out_weights = np.empty((size, n_components, n_weight_groups))
+    out_alpha = np.empty((size, n_components, n_features))
+    out_b = np.empty((size, n_components, n_features))
     mass = np.empty((n_components, n_entries))
     totals = np.empty(n_components)
     for s in range(n_starts):
         for f in range(n_features):
             low, high = _entries(starts, f, n_entries)
-            w = f if per_feature_weights else 0
+            w = f if n_weight_groups > 1 else 0
             total_log = _table_e_step(
                 values,
                 multiplicity,
@@ -316,25 +362,24 @@ def table_em_step(
                 mass,
             )
             log_likelihood[s, 0, f] = total_log - log_factorial_sum[f]
-            if not m_step:
+            if mode == LOG_LIKELIHOOD:
                 continue
-            feature_values = values[low:high]
             for k in range(n_components):
                 total = mass_floor
                 for e in range(low, high):
                     total += mass[k, e]
                 totals[k] = total
-                new_log_alpha[s, k, f], new_log_b[s, k, f] = _m_step_feature(
-                    feature_values,
+                out_alpha[s, k, f], out_b[s, k, f] = _update(
+                    values[low:high],
                     mass[k, low:high],
                     total,
-                    math.exp(log_alpha[s, k, f]),
+                    log_alpha[s, k, f],
+                    log_b[s, k, f],
                     newton_steps,
+                    mode,
                 )
-            log_total = math.log(totals.sum())
-            for k in range(n_components):
-                new_log_weights[s, k, w] = math.log(totals[k]) - log_total
-    return log_likelihood, new_log_weights, new_log_alpha, new_log_b
+            _update_weights(totals, log_weights[s, :, w], out_weights[s, :, w], mode)
+    return log_likelihood, out_weights, out_alpha, out_b
 
 
 @njit(cache=True, error_model="numpy")
@@ -404,7 +449,7 @@ def _cell_e_step(
 
 
 @njit(cache=True, error_model="numpy")
-def cell_em_step(
+def cell_step(
     values,
     starts,
     indptr,
@@ -414,24 +459,25 @@ def cell_em_step(
     log_alpha,
     log_b,
     newton_steps,
-    m_step,
+    mode,
     mass_floor,
 ):
-    """EM step of the shared model on many features, one sample at a time.
+    """A pass over starts of the shared model on many features, one sample
+    at a time: the E step, then the M step or the gradient.
 
     ``indptr`` and ``indices`` are the CSR indicator of the table: the
     entries of each sample's non-zero counts. Arguments and returns as
-    :func:`table_em_step`, with ``log_weights`` of shape (n_starts,
+    :func:`table_step`, with ``log_weights`` of shape (n_starts,
     n_components, 1), a single ``log_factorial_total`` and log-likelihoods of
     shape (n_starts, 1, 1).
     """
     n_starts, n_components, n_features = log_alpha.shape
     n_entries = values.size
     log_likelihood = np.empty((n_starts, 1, 1))
-    shape = (n_starts, n_components, n_features) if m_step else (0, 0, 0)
-    new_log_alpha = np.empty(shape)
-    new_log_b = np.empty(shape)
-    new_log_weights = np.empty((shape[0], shape[1], 1 if m_step else 0))
+    size = n_starts if mode != LOG_LIKELIHOOD else 0
+    out_weights = np.empty((size, n_components, 1))
+    out_alpha = np.empty((size, n_components, n_features))
+    out_b = np.empty((size, n_components, n_features))
     # Entries lead, components last: a sample's non-zero counts each read
     # (and write back) the K values of their entry at once.
     entry = np.empty((n_entries, n_components))
@@ -449,27 +495,27 @@ def cell_em_step(
             entry,
             mass,
             totals,
-            m_step,
+            mode != LOG_LIKELIHOOD,
             mass_floor,
         )
         log_likelihood[s, 0, 0] = total_log - log_factorial_total
-        if not m_step:
+        if mode == LOG_LIKELIHOOD:
             continue
         by_component = np.ascontiguousarray(mass.T)
         for k in range(n_components):
             for f in range(n_features):
                 low, high = _entries(starts, f, n_entries)
-                new_log_alpha[s, k, f], new_log_b[s, k, f] = _m_step_feature(
+                out_alpha[s, k, f], out_b[s, k, f] = _update(
                     values[low:high],
                     by_component[k, low:high],
                     totals[k],
-                    math.exp(log_alpha[s, k, f]),
+                    log_alpha[s, k, f],
+                    log_b[s, k, f],
                     newton_steps,
+                    mode,
                 )
-        log_total = math.log(totals.sum())
-        for k in range(n_components):
-            new_log_weights[s, k, 0] = math.log(totals[k]) - log_total
-    return log_likelihood, new_log_weights, new_log_alpha, new_log_b
+        _update_weights(totals, log_weights[s, :, 0], out_weights[s, :, 0], mode)
+    return log_likelihood, out_weights, out_alpha, out_b
 
 
 @njit(cache=True, error_model="numpy")
@@ -598,9 +644,9 @@ def outpaced(
 
 @njit(cache=True, error_model="numpy")
 def m_step(values, starts, mass, total, alpha, newton_steps):
-    """The M step from the
-    responsibility mass (n_starts, n_components, n_entries) and ``total``
-    (n_starts, n_components, n_features or 1); ``alpha`` of shape
+    """The M step from given responsibility mass (n_starts, n_components,
+    n_entries) and ``total`` (n_starts, n_components, n_features or 1), as
+    starts from initial responsibilities need it; ``alpha`` of shape
     (n_starts, n_components, n_features) warm-starts Newton's method, where
     ``inf`` starts it from the method of moments."""
     n_starts, n_components, n_features = alpha.shape
@@ -622,9 +668,12 @@ def m_step(values, starts, mass, total, alpha, newton_steps):
                     newton_steps,
                 )
         for g in range(n_groups):
-            log_sum = math.log(total[s, :, g].sum())
-            for k in range(n_components):
-                new_log_weights[s, k, g] = math.log(total[s, k, g]) - log_sum
+            _update_weights(
+                np.ascontiguousarray(total[s, :, g]),
+                total[s, :, g],
+                new_log_weights[s, :, g],
+                M_STEP,
+            )
     return new_log_weights, new_log_alpha, new_log_b
 
 
@@ -714,139 +763,3 @@ def lowered(log_likelihood, claim, round_off):
             out[n] = p
             n += 1
     return out[:n]
-
-
-@njit(cache=True, error_model="numpy")
-def _component_gradient(values, mass, total, log_alpha, log_b):
-    """The gradient in ``log alpha`` and ``log b`` of one component and
-    feature, from the responsibility mass at its distinct counts (Fisher's
-    identity: the gradient of the expected complete log-likelihood)."""
-    alpha = math.exp(log_alpha)
-    b = math.exp(log_b)
-    first = 0.0
-    for e in range(values.size):
-        first += mass[e] * values[e]
-    digamma_sum = _digamma_sum(values, mass, alpha)
-    return (
-        alpha * (digamma_sum - total * math.log1p(b)),
-        (first - total * alpha * b) / (1.0 + b),
-    )
-
-
-@njit(cache=True, error_model="numpy")
-def _logit_gradient(totals, log_weights, out):
-    """The gradient in the logits of components 2..K against component 1."""
-    all_mass = totals.sum()
-    for k in range(1, totals.size):
-        out[k - 1] = totals[k] - all_mass * math.exp(log_weights[k])
-
-
-@njit(cache=True, error_model="numpy")
-def table_gradient(
-    values,
-    multiplicity,
-    starts,
-    log_factorial_sum,
-    log_weights,
-    log_alpha,
-    log_b,
-    mass_floor,
-):
-    """The log-likelihood of table-form problems and its gradient in the
-    logits of components 2..K against 1 (shaped (n_starts, n_components - 1,
-    1 or n_features)), in ``log alpha`` and in ``log b``. Arguments as
-    :func:`table_em_step`."""
-    n_starts, n_components, n_features = log_alpha.shape
-    n_entries = values.size
-    per_feature_weights = log_weights.shape[2] > 1
-    log_likelihood = np.empty((n_starts, 1, n_features))
-    grad_logits = np.empty((n_starts, n_components - 1, log_weights.shape[2]))
-    grad_log_alpha = np.empty(log_alpha.shape)
-    grad_log_b = np.empty(log_alpha.shape)
-    mass = np.empty((n_components, n_entries))
-    totals = np.empty(n_components)
-    for s in range(n_starts):
-        for f in range(n_features):
-            low, high = _entries(starts, f, n_entries)
-            w = f if per_feature_weights else 0
-            log_likelihood[s, 0, f] = (
-                _table_e_step(
-                    values,
-                    multiplicity,
-                    low,
-                    high,
-                    log_weights[s, :, w],
-                    log_alpha[s, :, f],
-                    log_b[s, :, f],
-                    mass,
-                )
-                - log_factorial_sum[f]
-            )
-            for k in range(n_components):
-                total = mass_floor
-                for e in range(low, high):
-                    total += mass[k, e]
-                totals[k] = total
-                grad_log_alpha[s, k, f], grad_log_b[s, k, f] = _component_gradient(
-                    values[low:high],
-                    mass[k, low:high],
-                    total,
-                    log_alpha[s, k, f],
-                    log_b[s, k, f],
-                )
-            _logit_gradient(totals, log_weights[s, :, w], grad_logits[s, :, w])
-    return log_likelihood, grad_logits, grad_log_alpha, grad_log_b
-
-
-@njit(cache=True, error_model="numpy")
-def cell_gradient(
-    values,
-    starts,
-    indptr,
-    indices,
-    log_factorial_total,
-    log_weights,
-    log_alpha,
-    log_b,
-    mass_floor,
-):
-    """:func:`table_gradient` of the shared model on many features, from
-    the E step of :func:`cell_em_step` (arguments as there)."""
-    n_starts, n_components, n_features = log_alpha.shape
-    n_entries = values.size
-    log_likelihood = np.empty((n_starts, 1, 1))
-    grad_logits = np.empty((n_starts, n_components - 1, 1))
-    grad_log_alpha = np.empty(log_alpha.shape)
-    grad_log_b = np.empty(log_alpha.shape)
-    entry = np.empty((n_entries, n_components))
-    mass = np.empty((n_entries, n_components))
-    totals = np.empty(n_components)
-    for s in range(n_starts):
-        total_log = _cell_e_step(
-            values,
-            starts,
-            indptr,
-            indices,
-            log_weights[s, :, 0],
-            log_alpha[s],
-            log_b[s],
-            entry,
-            mass,
-            totals,
-            True,
-            mass_floor,
-        )
-        log_likelihood[s, 0, 0] = total_log - log_factorial_total
-        by_component = np.ascontiguousarray(mass.T)
-        for k in range(n_components):
-            for f in range(n_features):
-                low, high = _entries(starts, f, n_entries)
-                grad_log_alpha[s, k, f], grad_log_b[s, k, f] = _component_gradient(
-                    values[low:high],
-                    by_component[k, low:high],
-                    totals[k],
-                    log_alpha[s, k, f],
-                    log_b[s, k, f],
-                )
-        _logit_gradient(totals, log_weights[s, :, 0], grad_logits[s, :, 0])
-    return log_likelihood, grad_logits, grad_log_alpha, grad_log_b

@@ -111,11 +111,13 @@ class MixtureLikelihood:
 
     # -- the compiled loops ----------------------------------------------------
 
-    def _step(self, theta, m_step):
+    def _pass(self, theta, mode):
+        """The E step at ``theta``, then what ``mode`` asks for (see
+        :func:`sknbmix._kernels.table_step`)."""
         table = self.table
         if self.per_cell:
             indicator = table.indicator
-            return _kernels.cell_em_step(
+            return _kernels.cell_step(
                 table.values,
                 table.starts,
                 indicator.indptr,
@@ -123,17 +125,17 @@ class MixtureLikelihood:
                 float(table.log_factorial_sum.sum()),
                 *_contiguous(theta),
                 self.newton_steps,
-                m_step,
+                mode,
                 MASS_FLOOR,
             )
-        return _kernels.table_em_step(
+        return _kernels.table_step(
             table.values,
             table.multiplicity,
             table.starts,
             table.log_factorial_sum,
             *_contiguous(theta),
             self.newton_steps,
-            m_step,
+            mode,
             MASS_FLOOR,
         )
 
@@ -141,12 +143,12 @@ class MixtureLikelihood:
         """One EM iteration: the log-likelihood at ``theta`` (per start, and
         per feature with independent weights, shaped (n_starts, 1, 1 or
         n_features)) and the updated parameters."""
-        log_likelihood, *new = self._step(theta, m_step=True)
+        log_likelihood, *new = self._pass(theta, _kernels.M_STEP)
         return log_likelihood, Theta(*new)
 
     def log_likelihood(self, theta):
         """The log-likelihood at ``theta``, shaped as by :meth:`em_step`."""
-        return self._step(theta, m_step=False)[0]
+        return self._pass(theta, _kernels.LOG_LIKELIHOOD)[0]
 
     def gradient(self, theta):
         """Log-likelihood and its gradient in the coordinates of ``theta``.
@@ -163,28 +165,8 @@ class MixtureLikelihood:
             logits of components 2..K against component 1, shaped
             (n_starts, n_components - 1, n_weight_groups).
         """
-        table = self.table
-        if self.per_cell:
-            indicator = table.indicator
-            out = _kernels.cell_gradient(
-                table.values,
-                table.starts,
-                indicator.indptr,
-                indicator.indices,
-                float(table.log_factorial_sum.sum()),
-                *_contiguous(theta),
-                MASS_FLOOR,
-            )
-        else:
-            out = _kernels.table_gradient(
-                table.values,
-                table.multiplicity,
-                table.starts,
-                table.log_factorial_sum,
-                *_contiguous(theta),
-                MASS_FLOOR,
-            )
-        return out[0], Theta(*out[1:])
+        log_likelihood, logits, log_alpha, log_b = self._pass(theta, _kernels.GRADIENT)
+        return log_likelihood, Theta(logits[:, 1:], log_alpha, log_b)
 
     def from_responsibilities(self, resp):
         """The M step from responsibilities of samples or of distinct counts.
