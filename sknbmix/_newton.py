@@ -19,8 +19,8 @@ import numpy as np
 
 from sknbmix._likelihood import (
     LOG_ALPHA_BOUNDS,
-    LOG_B_BOUNDS,
     Theta,
+    clip_theta,
     log_weights_from_logits,
 )
 from sknbmix._nbinom import MEAN_MIN
@@ -98,10 +98,8 @@ class _Coordinates:
             )
         )
         log_alpha = np.clip(log_alpha, *LOG_ALPHA_BOUNDS)
-        return Theta(
-            log_weights_from_logits(logits),
-            log_alpha,
-            np.clip(log_mean - log_alpha, *LOG_B_BOUNDS),
+        return clip_theta(
+            log_weights_from_logits(logits), log_alpha, log_mean - log_alpha
         )
 
 

@@ -106,14 +106,6 @@ class ProblemStack:
         else:
             out[..., index] = array
 
-    def where(self, mask, a, b):
-        """Per problem, ``a`` where ``mask`` (one value per problem), else
-        ``b`` (Thetas or problem-shaped arrays)."""
-        mask = self.along(mask)
-        if isinstance(a, Theta):
-            return Theta(*(np.where(mask, x, y) for x, y in zip(a, b, strict=True)))
-        return np.where(mask, a, b)
-
     def along(self, vector):
         """A vector with one value per problem, problem-shaped: it broadcasts
         against parameter arrays."""
