@@ -475,7 +475,7 @@ def bootstrap(
         method=method,
         ci_method=ci_method,
         confidence_level=confidence_level,
-        shared_weights=estimator.shared_weights,
+        shared_weights=settings.shared_weights,
         feature_names=list(
             getattr(estimator, "feature_names_in_", range(estimator.n_features_in_))
         ),

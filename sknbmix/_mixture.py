@@ -357,10 +357,14 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
             )
         empty = self.weights_ * n_samples < 1.0
         self.degenerate_components_ = empty | repeated_components(
-            self.alpha_, self.b_, self.weights_.ndim == 1
+            self.alpha_, self.b_, self._fitted_shared_weights()
         )
         if self.degenerate_components_.any():
-            of = "components" if self.weights_.ndim == 1 else "features x components"
+            of = (
+                "components"
+                if self._fitted_shared_weights()
+                else "features x components"
+            )
             warnings.warn(
                 f"{np.count_nonzero(self.degenerate_components_)} of "
                 f"{self.degenerate_components_.size} {of} are empty (weight "
@@ -373,25 +377,29 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
 
     # -- parameters -----------------------------------------------------------
 
+    def _fitted_shared_weights(self):
+        """Whether the fit shares its weights among the features: read off the
+        fitted weights, not the hyperparameter, which may have changed."""
+        return self.weights_.ndim == 1
+
     def _theta(self):
-        """The fitted parameters as a one-start Theta. The fitted attributes
-        say how many components there are and whether the weights are
-        shared, not the hyperparameters, which may have changed since."""
+        """The fitted parameters as a one-start Theta (the fitted attributes
+        say how many components there are, not ``n_components``)."""
         return parameters_to_theta(
-            self.weights_, self.alpha_, self.b_, self.weights_.ndim == 1
+            self.weights_, self.alpha_, self.b_, self._fitted_shared_weights()
         )
 
     def _n_parameters(self):
         """Number of free parameters of the model."""
         K, n_features = self.alpha_.shape
-        n_weight_groups = 1 if self.weights_.ndim == 1 else n_features
+        n_weight_groups = 1 if self._fitted_shared_weights() else n_features
         return n_weight_groups * (K - 1) + 2 * K * n_features
 
     def _likelihood(self, X):
         """Validate X against the fit and return its likelihood."""
         check_is_fitted(self)
         X = validate_counts(self, X, reset=False)
-        return MixtureLikelihood(build_count_table(X), self.weights_.ndim == 1)
+        return MixtureLikelihood(build_count_table(X), self._fitted_shared_weights())
 
     # -- prediction -------------------------------------------------------------
 
@@ -530,7 +538,7 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
     def _feature_log_likelihood(self, X):
         """Total log-likelihood of each feature's own mixture on X."""
         check_is_fitted(self)
-        if self.weights_.ndim == 1:
+        if self._fitted_shared_weights():
             raise ValueError(
                 "per_feature=True needs shared_weights=False: with shared "
                 "weights the features share one mixture and one likelihood."
