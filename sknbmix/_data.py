@@ -246,12 +246,6 @@ class CountTable:
         """Sum ``per_entry`` (entries on the last axis) within each feature."""
         return np.add.reduceat(per_entry, self.starts, axis=-1)
 
-    @functools.cached_property
-    def log_factorial_sum(self):
-        """``sum log(x!)`` over the samples, per feature: the part of the
-        log-likelihood that no parameter changes."""
-        return self.feature_sum(self.multiplicity * self.log_factorial)
-
 
 def build_count_table(X):
     """Compress a validated count matrix to a :class:`CountTable`.

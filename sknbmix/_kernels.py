@@ -48,6 +48,9 @@ _GRID_RATIO = 4.0
 _DIFFERENCE_STEP = 1e-6
 # Newton's step for alpha has converged below this.
 _NEWTON_DONE = 1e-10
+# Above this count, lgamma(x + alpha) - log(x!) comes from Stirling's series
+# (see _count_log_prob).
+LARGE_COUNT = 1e4
 # What a pass over the data computes besides the log-likelihood: nothing, the
 # M step, or the gradient.
 LOG_LIKELIHOOD, M_STEP, GRADIENT = 0, 1, 2
@@ -206,24 +209,52 @@ def _entries(starts, feature, n_entries):
 @njit(cache=True, error_model="numpy")
 def _count_terms(log_alpha, log_b):
     """What a component's log-probabilities of counts share: ``alpha``,
-    ``lgamma(alpha)``, the slope ``log b - log1p(b)`` of the term in ``x``,
-    and the zero count's ``-alpha log1p(b)``."""
+    ``lgamma(alpha)``, the slope ``log(b / (1 + b))`` of the term in ``x``
+    (as ``-log1p(1 / b)``, which keeps its digits when ``b`` is large and the
+    slope tiny), and the zero count's ``-alpha log1p(b)``."""
     alpha = math.exp(log_alpha)
-    log1p_b = math.log1p(math.exp(log_b))
-    return alpha, math.lgamma(alpha), log_b - log1p_b, -alpha * log1p_b
+    slope = -math.log1p(math.exp(-log_b))
+    return alpha, math.lgamma(alpha), slope, -alpha * math.log1p(math.exp(log_b))
 
 
 @njit(cache=True, error_model="numpy")
-def _count_log_prob(x, alpha, log_gamma_alpha, slope):
-    """``log NB(x)`` less its value at zero and less ``log(x!)``."""
-    return _log_rising_factorial(x, alpha, log_gamma_alpha) + x * slope
+def _large_count_ratio(x, alpha):
+    """``lgamma(x + alpha) - lgamma(x + 1)`` for large ``x``, from Stirling's
+    series of both, differenced so that nothing cancels: ``(alpha - 1)
+    log(x + alpha) + (x + 1/2) log1p((alpha - 1) / (x + 1)) - (alpha - 1)``
+    plus ``(1 / (x + alpha) - 1 / (x + 1)) / 12``; the next terms are below
+    ``1 / (360 x**3)``."""
+    shift = alpha - 1.0
+    return (
+        shift * math.log(x + alpha)
+        + (x + 0.5) * math.log1p(shift / (x + 1.0))
+        - shift
+        + (1.0 / (x + alpha) - 1.0 / (x + 1.0)) / 12.0
+    )
 
 
 @njit(cache=True, error_model="numpy")
-def entry_log_prob(values, starts, log_alpha, log_b):
-    """``log NB(x)`` less ``log(x!)`` and less ``log NB(0)``, at each
-    distinct count, shaped (n_starts, n_components, n_entries), and
-    ``log NB(0) = -alpha log1p(b)``, shaped as ``log_alpha``."""
+def _count_log_prob(x, log_factorial, alpha, log_gamma_alpha, slope):
+    """``log NB(x)`` less its value at zero: ``lgamma(x + alpha) -
+    lgamma(alpha) - log(x!) + x slope``.
+
+    ``lgamma(x + alpha)`` and ``log(x!)`` grow as ``x log x``: for a count
+    above ``LARGE_COUNT`` and above alpha their difference comes from
+    :func:`_large_count_ratio` instead, so that the rounding of each (half a
+    unit at ``x = 1e14``) does not swamp a log-probability of a few tens.
+    """
+    if x < LARGE_COUNT or x < alpha:
+        coefficient = _log_rising_factorial(x, alpha, log_gamma_alpha) - log_factorial
+    else:
+        coefficient = _large_count_ratio(x, alpha) - log_gamma_alpha
+    return coefficient + x * slope
+
+
+@njit(cache=True, error_model="numpy")
+def entry_log_prob(values, log_factorial, starts, log_alpha, log_b):
+    """``log NB(x)`` less ``log NB(0)`` at each distinct count, shaped
+    (n_starts, n_components, n_entries), and ``log NB(0) = -alpha
+    log1p(b)``, shaped as ``log_alpha``."""
     n_starts, n_components, n_features = log_alpha.shape
     n_entries = values.size
     out = np.empty((n_starts, n_components, n_entries))
@@ -237,24 +268,28 @@ def entry_log_prob(values, starts, log_alpha, log_b):
                 low, high = _entries(starts, f, n_entries)
                 for e in range(low, high):
                     out[s, k, e] = _count_log_prob(
-                        values[e], alpha, log_gamma_alpha, slope
+                        values[e], log_factorial[e], alpha, log_gamma_alpha, slope
                     )
     return out, zero
 
 
 @njit(cache=True, error_model="numpy")
-def _table_e_step(values, multiplicity, low, high, log_weights, log_alpha, log_b, mass):
+def _table_e_step(
+    values, log_factorial, multiplicity, low, high, log_weights, log_alpha, log_b, mass
+):
     """The E step of one problem's feature (entries ``low`` to ``high``):
     its responsibility mass into ``mass[:, low:high]``, and its
-    log-likelihood without ``log(x!)``. The parameters are those of the
-    feature's components."""
+    log-likelihood. The parameters are those of the feature's components."""
     n_components = log_alpha.size
     for k in range(n_components):
         alpha, log_gamma_alpha, slope, zero = _count_terms(log_alpha[k], log_b[k])
         offset = log_weights[k] + zero
         for e in range(low, high):
             mass[k, e] = (
-                _count_log_prob(values[e], alpha, log_gamma_alpha, slope) + offset
+                _count_log_prob(
+                    values[e], log_factorial[e], alpha, log_gamma_alpha, slope
+                )
+                + offset
             )
     total_log = 0.0
     for e in range(low, high):
@@ -302,9 +337,9 @@ def _update_weights(totals, log_weights, out, mode):
 @njit(cache=True, error_model="numpy")
 def table_step(
     values,
+    log_factorial,
     multiplicity,
     starts,
-    log_factorial_sum,
     log_weights,
     log_alpha,
     log_b,
@@ -317,9 +352,9 @@ def table_step(
 
     Parameters
     ----------
-    values, multiplicity : ndarray of shape (n_entries,)
+    values, log_factorial, multiplicity : ndarray of shape (n_entries,)
+        The distinct counts, ``log(x!)`` of each, and how often each occurs.
     starts : ndarray of int of shape (n_features,)
-    log_factorial_sum : ndarray of shape (n_features,)
     log_weights : ndarray of shape (n_starts, n_components, 1 or n_features)
     log_alpha, log_b : ndarray of shape (n_starts, n_components, n_features)
     newton_steps : int
@@ -351,8 +386,9 @@ def table_step(
         for f in range(n_features):
             low, high = _entries(starts, f, n_entries)
             w = f if n_weight_groups > 1 else 0
-            total_log = _table_e_step(
+            log_likelihood[s, 0, f] = _table_e_step(
                 values,
+                log_factorial,
                 multiplicity,
                 low,
                 high,
@@ -361,7 +397,6 @@ def table_step(
                 log_b[s, :, f],
                 mass,
             )
-            log_likelihood[s, 0, f] = total_log - log_factorial_sum[f]
             if mode == LOG_LIKELIHOOD:
                 continue
             for k in range(n_components):
@@ -385,6 +420,7 @@ def table_step(
 @njit(cache=True, error_model="numpy")
 def _cell_e_step(
     values,
+    log_factorial,
     starts,
     indptr,
     indices,
@@ -399,7 +435,7 @@ def _cell_e_step(
 ):
     """The E step of one start of the shared model, one sample at a time.
 
-    The log-likelihood without ``log(x!)`` is returned; with
+    The log-likelihood is returned; with
     ``responsibilities``, each sample's responsibilities are added to the
     mass of its non-zero counts' entries (``mass``, entries by components,
     zeroed here) and to ``totals`` (from ``mass_floor``). ``entry`` is
@@ -419,7 +455,9 @@ def _cell_e_step(
             constant[k] += zero
             low, high = _entries(starts, f, n_entries)
             for e in range(low, high):
-                entry[e, k] = _count_log_prob(values[e], alpha, log_gamma_alpha, slope)
+                entry[e, k] = _count_log_prob(
+                    values[e], log_factorial[e], alpha, log_gamma_alpha, slope
+                )
     joint = np.empty(n_components)
     total_log = 0.0
     mass[:] = 0.0
@@ -451,10 +489,10 @@ def _cell_e_step(
 @njit(cache=True, error_model="numpy")
 def cell_step(
     values,
+    log_factorial,
     starts,
     indptr,
     indices,
-    log_factorial_total,
     log_weights,
     log_alpha,
     log_b,
@@ -468,8 +506,7 @@ def cell_step(
     ``indptr`` and ``indices`` are the CSR indicator of the table: the
     entries of each sample's non-zero counts. Arguments and returns as
     :func:`table_step`, with ``log_weights`` of shape (n_starts,
-    n_components, 1), a single ``log_factorial_total`` and log-likelihoods of
-    shape (n_starts, 1, 1).
+    n_components, 1) and log-likelihoods of shape (n_starts, 1, 1).
     """
     n_starts, n_components, n_features = log_alpha.shape
     n_entries = values.size
@@ -484,8 +521,9 @@ def cell_step(
     mass = np.empty((n_entries, n_components))
     totals = np.empty(n_components)
     for s in range(n_starts):
-        total_log = _cell_e_step(
+        log_likelihood[s, 0, 0] = _cell_e_step(
             values,
+            log_factorial,
             starts,
             indptr,
             indices,
@@ -498,7 +536,6 @@ def cell_step(
             mode != LOG_LIKELIHOOD,
             mass_floor,
         )
-        log_likelihood[s, 0, 0] = total_log - log_factorial_total
         if mode == LOG_LIKELIHOOD:
             continue
         by_component = np.ascontiguousarray(mass.T)

@@ -119,10 +119,10 @@ class MixtureLikelihood:
             indicator = table.indicator
             return _kernels.cell_step(
                 table.values,
+                table.log_factorial,
                 table.starts,
                 indicator.indptr,
                 indicator.indices,
-                float(table.log_factorial_sum.sum()),
                 *_contiguous(theta),
                 self.newton_steps,
                 mode,
@@ -130,9 +130,9 @@ class MixtureLikelihood:
             )
         return _kernels.table_step(
             table.values,
+            table.log_factorial,
             table.multiplicity,
             table.starts,
-            table.log_factorial_sum,
             *_contiguous(theta),
             self.newton_steps,
             mode,
@@ -228,9 +228,8 @@ class MixtureLikelihood:
         """
         table = self.table
         entry, zero = _kernels.entry_log_prob(
-            table.values, table.starts, *_contiguous(theta[1:])
+            table.values, table.log_factorial, table.starts, *_contiguous(theta[1:])
         )
-        entry -= table.log_factorial
         if self.shared_weights:
             # Every sample has the zero-count log-probability of each feature,
             # plus the excess of its non-zero counts: sparse all along.
