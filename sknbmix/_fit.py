@@ -43,6 +43,9 @@ _COINCIDE = 1e-3
 # counts, with this alpha, and refit (see _reseed_degenerate).
 _RESEED_SHARE = 0.01
 _RESEED_ALPHA = 10.0
+# ... and refit from this many seeded random soft splits as well.
+_N_RESCUE_STARTS = 10
+_RESCUE_SEED = 0
 # A component whose mean is below this (1e-4) has collapsed onto zero.
 _LOG_COLLAPSED = np.log(1e-4)
 # With shared weights and at least this many features, the default starts
@@ -163,7 +166,29 @@ def order_components(theta, shared_weights):
     return Theta(*(np.take_along_axis(x, order, axis=1) for x in theta))
 
 
-def repeated_components(alpha, b, shared_weights):
+def degenerate_components(weights, alpha, b, n_samples=None):
+    """Which fitted components are not estimates of a component of the data,
+    in the shape of ``weights`` (per feature when ``weights`` is 2-D).
+
+    A component is degenerate when it is empty (its weight is below one of
+    ``n_samples``; not checked when None), has collapsed onto zero (a mean
+    below 1e-4 in every feature: a point mass at zero, whatever its alpha),
+    or repeats an earlier one (its log alpha and log b within ``_COINCIDE``
+    of it; with shared weights, in every feature).
+    """
+    shared_weights = weights.ndim == 1
+    means = alpha * b
+    if shared_weights:
+        collapsed = (np.log(means) < _LOG_COLLAPSED).all(axis=1)
+    else:
+        collapsed = (np.log(means) < _LOG_COLLAPSED).T
+    out = collapsed | _repeated_components(alpha, b, shared_weights)
+    if n_samples is not None:
+        out |= weights * n_samples < 1.0
+    return out
+
+
+def _repeated_components(alpha, b, shared_weights):
     """Which components repeat an earlier one (their log alpha and log b
     within ``_COINCIDE`` of it), in the shape of the estimator's
     ``weights_``: with shared weights a repeat must coincide with one
@@ -537,6 +562,27 @@ def _top_mean(table, share):
     return np.maximum(total / table.feature_sum(taken), MEAN_MIN)
 
 
+def _seeded_soft_splits(table, n_components):
+    """``_N_RESCUE_STARTS`` random soft splits of each feature's distinct
+    counts, as responsibilities shaped (n_starts, n_components, n_entries).
+
+    Dirichlet(1, ..., 1) responsibilities from a fixed seed, drawn entry by
+    entry so that a feature's splits depend on its own number of distinct
+    counts alone, not on the other features of the table: a feature is
+    reseeded alike in any batch (a screen's block, a stacked bootstrap).
+    """
+    n_entries = np.diff(np.append(table.starts, table.n_entries))
+    rng = np.random.RandomState(_RESCUE_SEED)
+    # One row per offset within a feature: -log(uniform) is Exp(1), and
+    # normalised Exp(1) draws are Dirichlet(1, ..., 1).
+    draws = -np.log(
+        rng.random_sample((n_entries.max(), _N_RESCUE_STARTS, n_components))
+    )
+    offset = np.arange(table.n_entries) - np.repeat(table.starts, n_entries)
+    resp = draws[offset] / draws[offset].sum(axis=-1, keepdims=True)
+    return resp.transpose(1, 2, 0)
+
+
 def _reseed_degenerate(likelihood, fitted, settings, tol):
     """Refit the groups whose best start has a degenerate component, from
     two starts with that component moved, and keep what is better.
@@ -550,7 +596,11 @@ def _reseed_degenerate(likelihood, fitted, settings, tol):
     outlying cells, a low but non-zero one, or a second group. The two
     starts move it, with 1% of the weight, to the mean of the top 1% of the
     counts (as k-means relocates an empty cluster to the farthest points),
-    or, keeping its weight, to a tenth of the feature's mean.
+    or, keeping its weight, to a tenth of the feature's mean. Seeded random
+    soft splits of the counts join them: a component that collapsed onto
+    zero marks a basin that quantile splits lead into, while the optimum
+    may hold components that differ in dispersion more than in level, which
+    EM from random responsibilities finds.
     """
     theta, reached = fitted.theta, fitted.log_likelihood
     # One column per group, in the table form of independent features: the
@@ -581,7 +631,7 @@ def _reseed_degenerate(likelihood, fitted, settings, tol):
         np.log(_top_mean(sub.table, _RESEED_SHARE)),
         np.log(0.1 * _top_mean(sub.table, 1.0)),
     ]
-    starts = Theta(
+    moved = Theta(
         np.concatenate([top, low]),
         np.concatenate([log_alpha, log_alpha]),
         np.concatenate(
@@ -591,7 +641,17 @@ def _reseed_degenerate(likelihood, fitted, settings, tol):
             ]
         ),
     )
-    new = fit_starts(sub, starts, settings, tol, reseed=False)
+    random = sub.from_responsibilities(
+        _seeded_soft_splits(sub.table, settings.n_components)
+    )
+    # The random splits come first and run to convergence: they start far
+    # behind and overtake late.
+    starts = Theta(
+        *(np.concatenate([x, y]) for x, y in zip(random, moved, strict=True))
+    )
+    new = fit_starts(
+        sub, starts, settings, tol, n_protected=_N_RESCUE_STARTS, reseed=False
+    )
     better = new.log_likelihood[0, 0] > reached[0, 0, groups]
     if not better.any():
         return fitted

@@ -15,9 +15,9 @@ from sklearn.utils.validation import check_is_fitted
 from sknbmix._data import build_count_table, validate_counts
 from sknbmix._fit import (
     FitSettings,
+    degenerate_components,
     fit,
     parameters_to_theta,
-    repeated_components,
 )
 from sknbmix._likelihood import MixtureLikelihood, sample_mixture
 from sknbmix._nbinom import ALPHA_MAX, at_poisson_limit
@@ -120,8 +120,10 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         :class:`~sknbmix.exceptions.PoissonLimitWarning` says so at fit.
 
     degenerate_components_ : ndarray of bool, of the shape of ``weights_``
-        True for a component that is empty (weight below one sample) or
-        repeats an earlier one: the data support fewer components. A
+        True for a component that is empty (weight below one sample),
+        collapsed onto zero (a mean below 1e-4 in every feature: a point mass
+        at zero, where ``alpha_`` and ``b_`` mean nothing) or repeats an
+        earlier one: the data support fewer negative binomials. A
         :class:`~sknbmix.exceptions.DegenerateComponentWarning` says so at
         fit.
 
@@ -355,9 +357,8 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
                 PoissonLimitWarning,
                 stacklevel=5,
             )
-        empty = self.weights_ * n_samples < 1.0
-        self.degenerate_components_ = empty | repeated_components(
-            self.alpha_, self.b_, self._fitted_shared_weights()
+        self.degenerate_components_ = degenerate_components(
+            self.weights_, self.alpha_, self.b_, n_samples
         )
         if self.degenerate_components_.any():
             of = (
@@ -368,7 +369,8 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
             warnings.warn(
                 f"{np.count_nonzero(self.degenerate_components_)} of "
                 f"{self.degenerate_components_.size} {of} are empty (weight "
-                "below one sample) or repeat another component: the data "
+                "below one sample), collapsed onto zero (a mean below 1e-4: a "
+                "point mass) or repeat another component: the data "
                 f"support fewer than n_components={self.alpha_.shape[0]} (see "
                 "degenerate_components_).",
                 DegenerateComponentWarning,

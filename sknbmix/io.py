@@ -24,7 +24,7 @@ import scipy.io
 import scipy.sparse as sp
 from sklearn.utils.validation import check_is_fitted
 
-from sknbmix._fit import repeated_components
+from sknbmix._fit import degenerate_components
 from sknbmix._mixture import NegBinomMixture
 from sknbmix._nbinom import at_poisson_limit
 
@@ -719,8 +719,8 @@ def _set_fitted_masks(estimator, attributes, shapes, version):
         # for components emptied below one sample, whose number of samples
         # the file does not hold.
         estimator.poisson_limit_ = at_poisson_limit(estimator.alpha_)
-        estimator.degenerate_components_ = repeated_components(
-            estimator.alpha_, estimator.b_, estimator.weights_.ndim == 1
+        estimator.degenerate_components_ = degenerate_components(
+            estimator.weights_, estimator.alpha_, estimator.b_
         )
         return
     for name in _MASK_ATTRIBUTES:

@@ -706,3 +706,16 @@ def test_n_iter_of_independent_features_with_restarts(singer):
         np.testing.assert_allclose(joint.means_[:, [g]], single.means_, rtol=1e-10)
     assert joint.n_iter_ == max(single.n_iter_ for single in alone)
     assert len({single.n_iter_ for single in alone}) > 1
+
+
+def test_component_collapsed_onto_zero_is_flagged():
+    # Excess zeros: the best two-component fit is a point mass at zero beside
+    # a negative binomial. Its alpha and b mean nothing; it is flagged.
+    rng = np.random.default_rng(0)
+    n = 500
+    nb = rng.negative_binomial(5, 5 / (5 + 20), n)
+    X = np.where(rng.random(n) < 0.3, 0, nb)[:, None]
+    with pytest.warns(DegenerateComponentWarning, match="collapsed onto zero"):
+        model = NegBinomMixture(2).fit(X)
+    assert model.means_[0, 0] < 1e-4 < model.means_[1, 0]
+    np.testing.assert_array_equal(model.degenerate_components_, [True, False])

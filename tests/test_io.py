@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from sklearn.exceptions import NotFittedError
 
 from sknbmix import NegBinomMixture, bootstrap
-from sknbmix._fit import repeated_components
+from sknbmix._fit import degenerate_components
 from sknbmix.datasets import load_singer
 from sknbmix.io import load_model, read_counts, save_model
 
@@ -418,7 +418,7 @@ def test_version_1_file_gets_its_masks_from_the_parameters(tmp_path):
     # component emptied below one sample (the weights of two identical
     # components are arbitrary; the file holds no number of samples).
     assert loaded.degenerate_components_.any()
-    model.degenerate_components_ = repeated_components(
-        model.alpha_, model.b_, shared_weights=True
+    model.degenerate_components_ = degenerate_components(
+        model.weights_, model.alpha_, model.b_
     )
     assert_same_model(loaded, model, X)

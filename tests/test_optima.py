@@ -8,6 +8,7 @@ that.
 
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,6 +27,7 @@ from scipy.stats import nbinom
 
 from sknbmix import NegBinomMixture
 from sknbmix.datasets import load_singer
+from sknbmix.exceptions import PoissonLimitWarning
 
 
 @pytest.fixture(scope="module")
@@ -356,3 +358,47 @@ def test_newton_jumps_a_flat_alpha_to_the_poisson_cap():
     assert reached[0, 0, 0] == pytest.approx(best.score(counts) * 600, abs=1e-8)
     assert reached[0, 0, 0] - likelihood.log_likelihood(stalled)[0, 0, 0] > 1e-6
     assert np.exp(theta.log_alpha).min() > 1e7
+
+
+# -- public data: a component collapsed onto zero ---------------------------------
+
+# The best three-component fit of pscl's bioChemists$ment (tests/data), found
+# by R's flexmix with a negative binomial driver and by an independent EM
+# with many restarts; a local optimum at -2939.7395 has a component collapsed
+# onto zero (weight 0.056, mean 1e-12).
+BIOCHEMISTS_K3_LOGLIK = -2939.6201
+
+
+@pytest.fixture(scope="module")
+def biochemists():
+    path = Path(__file__).parent / "data" / "biochemists_ment.csv"
+    return np.loadtxt(path, skiprows=1)[:, None]
+
+
+def _quiet_fit(X, **params):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PoissonLimitWarning)
+        return NegBinomMixture(**params).fit(X)
+
+
+def test_biochemists_default_reaches_the_optimum(biochemists):
+    X = biochemists
+    model = _quiet_fit(X, n_components=3)
+    log_likelihood = estimator_loglik(model, X)
+    assert log_likelihood == pytest.approx(BIOCHEMISTS_K3_LOGLIK, abs=1e-4)
+    assert not model.degenerate_components_.any()
+    # Neither an independent polish nor a search from random
+    # responsibilities does better.
+    start, best = powell_polish(X, model.weights_, model.alpha_, model.b_)
+    assert best - start <= 1e-6
+    search = _quiet_fit(
+        X, n_components=3, init_params="random", n_init=20, random_state=0
+    )
+    assert estimator_loglik(search, X) <= log_likelihood + 1e-6
+
+
+@pytest.mark.parametrize("random_state", range(4))
+def test_biochemists_restarts_reach_the_optimum(biochemists, random_state):
+    X = biochemists
+    model = _quiet_fit(X, n_components=3, n_init=10, random_state=random_state)
+    assert estimator_loglik(model, X) == pytest.approx(BIOCHEMISTS_K3_LOGLIK, abs=1e-4)

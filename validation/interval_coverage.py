@@ -424,7 +424,7 @@ def format_by_method(summary, n_samples, markdown=False):
 def format_widths(summary, markdown=False):
     """Median interval widths, one row per size and element and one column
     per interval method."""
-    widths = summary.pivottext_table(
+    widths = summary.pivot_table(
         index=["n_samples", "parameter", "component"],
         columns="ci_method",
         values="median_width",
