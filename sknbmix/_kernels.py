@@ -19,8 +19,7 @@ count is at most ``_GRID_RATIO`` times its number of distinct counts,
 Newton's step for alpha takes the score and its exact slope from sums over
 the integers below that count (see :func:`_alpha_score`), elsewhere a
 forward difference of digamma sums. The first call of each function
-compiles it (about eight seconds in all, cached on disk for later
-processes).
+compiles it (10-20 seconds in all, cached on disk for later processes).
 """
 
 # SPDX-License-Identifier: BSD-3-Clause
