@@ -2,6 +2,7 @@
 against arbitrary precision (mpmath); above 2**53 they are refused."""
 
 import warnings
+from pathlib import Path
 
 import mpmath
 import numpy as np
@@ -85,3 +86,34 @@ def test_counts_above_two_to_the_53_are_refused():
     X[3, 0] = 2.0**53 + 2
     with pytest.raises(ValueError, match=r"2\*\*53"):
         NegBinomMixture(1).fit(X)
+
+
+def test_public_counts_scaled_to_huge_values():
+    # pscl's bioChemists$ment (tests/data), made continuous with a uniform
+    # jitter and scaled by 1e9 to 1e14: at such counts the negative binomial
+    # is its gamma limit, so the fit must not depend on the scale (weights
+    # and alpha alike, the log-likelihood less n log(scale)), and its
+    # log-likelihood must be exact.
+    path = Path(__file__).parent / "data" / "biochemists_ment.csv"
+    ment = np.loadtxt(path, skiprows=1)
+    jitter = np.random.default_rng(0).random(ment.size)
+    fits = {}
+    for scale in (1e9, 1e12, 1e14):
+        X = np.round((ment + jitter) * scale)[:, None]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fits[scale] = (NegBinomMixture(2).fit(X), X)
+    reference, _ = fits[1e9]
+    for scale, (model, X) in fits.items():
+        np.testing.assert_allclose(model.weights_, reference.weights_, rtol=1e-6)
+        np.testing.assert_allclose(model.alpha_, reference.alpha_, rtol=1e-5)
+        per_sample = model.score(X) + np.log(scale)
+        assert per_sample == pytest.approx(
+            reference.score(fits[1e9][1]) + np.log(1e9), rel=1e-8
+        )
+    model, X = fits[1e14]
+    rows = np.arange(0, len(X), 7)
+    want, _ = exact_log_prob(
+        X[rows, 0], model.weights_, model.alpha_[:, 0], model.b_[:, 0]
+    )
+    np.testing.assert_allclose(model.score_samples(X)[rows], want, rtol=1e-10)
