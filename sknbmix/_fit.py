@@ -436,7 +436,8 @@ def fit_starts(likelihood, starts, settings, tol, n_protected=0, reseed=True):
     thirty. Starts that EM has not finished in ``_EM_ITER_BEFORE_NEWTON``
     iterations are finished by Newton's method where its Hessian is
     affordable, by EM elsewhere. A best fit with a degenerate component is
-    refit with that component moved (:func:`_reseed_degenerate`).
+    refit with that component moved, and from random soft splits
+    (:func:`_reseed_degenerate`).
 
     Parameters
     ----------
@@ -486,8 +487,7 @@ def fit_starts(likelihood, starts, settings, tol, n_protected=0, reseed=True):
     # component nearing the Poisson limit): Newton's method finishes them
     # where its Hessian is affordable, EM the rest (and whatever Newton
     # leaves, e.g. at degenerate optima with emptying components).
-    K, n_features = theta.log_alpha.shape[1:]
-    n_params = K - 1 + 2 * K * (n_features if stack.axis == 0 else 1)
+    n_params = settings.n_components - 1 + 2 * stack.rows(theta.log_alpha).shape[1]
     use_newton = n_params <= _NEWTON_MAX_PARAMS
     if use_newton:
         continue_unfinished(newton_maximise)
