@@ -113,7 +113,8 @@ class BootstrapResult:
         Parameters
         ----------
         feature_names : sequence, default=None
-            Names to report in ``feature``; None uses :attr:`feature_names`.
+            Names to report in ``feature``; None uses the attribute
+            ``feature_names``.
 
         Returns
         -------

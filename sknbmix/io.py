@@ -620,7 +620,7 @@ def save_model(estimator, path):
 
 
 def load_model(path):
-    """Load a mixture saved by :func:`save_model`.
+    """Load a mixture saved by :func:`~sknbmix.io.save_model`.
 
     Parameters
     ----------

@@ -247,7 +247,7 @@ def plot_ecdf(
 
     See Also
     --------
-    NegBinomMixture.sample : Draw counts from the fitted mixture.
+    sknbmix.NegBinomMixture.sample : Draw counts from the fitted mixture.
 
     Notes
     -----
@@ -393,7 +393,7 @@ def plot_corner(
     See Also
     --------
     sknbmix.bootstrap : The bootstrap that makes ``result``.
-    BootstrapResult.to_frame : The intervals as a table.
+    sknbmix.BootstrapResult.to_frame : The intervals as a table.
 
     Examples
     --------
@@ -720,7 +720,7 @@ def plot_bic_difference(simple, complex, X, *, ax=None, n_labels=10):
 
     See Also
     --------
-    NegBinomMixture.bic : With ``per_feature=True``, one BIC per feature.
+    sknbmix.NegBinomMixture.bic : With ``per_feature=True``, one BIC per feature.
 
     Examples
     --------
