@@ -40,6 +40,10 @@ extensions = [
     "sphinx.ext.doctest",
     "sphinx.ext.extlinks",
     "sphinx.ext.mathjax",
+    # MathJax (3.2) comes with the build, in _static/mathjax, instead of from
+    # a CDN: the formulas render with no network (a cluster node, a laptop
+    # offline, the pages that make docs writes).
+    "sphinx-mathjax-offline",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
 ]
