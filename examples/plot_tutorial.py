@@ -27,6 +27,9 @@ what the code computes today. :doc:`/method` explains the algorithm.
 import os
 
 # sphinx_gallery_end_ignore
+import textwrap
+import warnings
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -35,6 +38,7 @@ from sklearn.model_selection import GridSearchCV
 
 from sknbmix import NegBinomMixture, bootstrap, compare_n_components
 from sknbmix.datasets import load_singer
+from sknbmix.exceptions import PoissonLimitWarning
 from sknbmix.plotting import (
     plot_bic_difference,
     plot_corner,
@@ -63,6 +67,7 @@ for ax, gene in zip(axes.flat, counts.columns, strict=True):
     ax.plot(x, np.arange(1, len(x) + 1) / len(x), drawstyle="steps-post")
     ax.set_xlabel(f"{gene} transcripts per cell")
     ax.set_ylabel("ECDF")
+fig.suptitle("Empirical CDFs of the transcripts per cell of the four genes")
 
 # %%
 # Rex1 stands out: a group of cells with few transcripts, then a long, steep
@@ -280,6 +285,12 @@ result.to_frame().round(4)
 # diagonal, and every pair of parameters below it.
 
 fig = plot_corner(result, ("weights", "means"), log=True)
+fig.suptitle(
+    f"Rex1, K=2: {result.n_resamples:,} bootstrap replicates\n"
+    "of the low component's weight and both means",
+    x=0.02,
+    ha="left",
+)
 
 # %%
 # Only the first weight is drawn: the two add up to one, so the second is
@@ -336,6 +347,12 @@ frame[frame.parameter.isin(["weights", "means"])].round(3)
 # The corner plot of the first weight and the means of Nanog:
 
 fig = plot_corner(result4, ("weights", "means"), feature="Nanog")
+fig.suptitle(
+    f"Four genes, K=2: {result4.n_resamples:,} bootstrap replicates\n"
+    "of the low state's weight and both means of Nanog",
+    x=0.02,
+    ha="left",
+)
 
 # %%
 # Which genes are bimodal on their own? With ``shared_weights=False`` every
@@ -345,7 +362,34 @@ fig = plot_corner(result4, ("weights", "means"), feature="Nanog")
 # ranks the genes by how much two components improve on one:
 
 one_each = NegBinomMixture(n_components=1, shared_weights=False).fit(counts)
-two_each = NegBinomMixture(n_components=2, shared_weights=False).fit(counts)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    two_each = NegBinomMixture(n_components=2, shared_weights=False).fit(counts)
+for warning in caught:
+    print(textwrap.fill(f"{warning.category.__name__}: {warning.message}", 79))
+
+# %%
+# The two-component fit warns with a
+# :class:`~sknbmix.exceptions.PoissonLimitWarning`: in one of its eight
+# components (two per gene) ``alpha`` ran to its cap, the Poisson limit.
+# ``poisson_limit_`` says which:
+
+pd.DataFrame(two_each.poisson_limit_, columns=counts.columns).rename_axis("component")
+
+# %%
+# It is Prdm14's low component: about 28% of the cells, with a mean of a
+# third of a transcript. Its counts vary no more than their mean, as a
+# Poisson's do, so the likelihood keeps rising as ``alpha`` grows with the
+# mean ``alpha * b`` fixed, and has no finite maximum: ``alpha`` stops at
+# ``1e8`` and ``b`` at the mean divided by it. The component's weight and
+# mean are estimates; its ``alpha`` and ``b`` are not, and neither would be
+# intervals on them. The log-likelihood, and so the BIC below, is that of the
+# Poisson limit to far better than the decimal shown. The warning comes once
+# per fit; a script that expects it silences the category inside
+# ``warnings.catch_warnings()``, as the sections below do.
+#
+# The BIC differences:
+
 delta = one_each.bic(counts, per_feature=True) - two_each.bic(counts, per_feature=True)
 print(pd.Series(delta, index=counts.columns).round(1).to_string())
 plot_bic_difference(one_each, two_each, counts)
@@ -358,9 +402,13 @@ plot_bic_difference(one_each, two_each, counts)
 # information criterion (AIC) penalises each parameter less, and the
 # cross-validated log-likelihood (the mean log-likelihood per cell of cells
 # held out of the fit) measures how well a model predicts new cells.
-# :func:`sknbmix.compare_n_components` computes all three:
+# :func:`sknbmix.compare_n_components` computes all three. Some of its fits of
+# three and four components to parts of the cells (the cross-validation)
+# put a component at the Poisson limit, the warning explained above:
 
-comparison = compare_n_components(rex1, [1, 2, 3, 4])
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", PoissonLimitWarning)
+    comparison = compare_n_components(rex1, [1, 2, 3, 4])
 print("BIC chooses K =", comparison.bic_choice)
 print("AIC chooses K =", comparison.aic_choice)
 print("cross-validation chooses K =", comparison.cv_choice)
@@ -383,7 +431,10 @@ pd.DataFrame(
 # :func:`~sknbmix.plotting.plot_information_criteria` draws them, each
 # criterion's choice starred:
 
-plot_information_criteria(comparison)
+fig, ax = plt.subplots()
+plot_information_criteria(comparison, ax=ax)
+fig.suptitle("Rex1: BIC, AIC and cross-validated log-likelihood against K")
+fig.tight_layout()
 
 # %%
 # Because :meth:`~sknbmix.NegBinomMixture.score` is a log-likelihood, the
@@ -391,7 +442,9 @@ plot_information_criteria(comparison)
 # the same choice as the cross-validated column above (5-fold, unshuffled):
 
 search = GridSearchCV(NegBinomMixture(), {"n_components": [1, 2, 3]}, cv=5)
-search.fit(rex1)
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", PoissonLimitWarning)
+    search.fit(rex1)
 print("GridSearchCV chooses", search.best_params_)
 
 # sphinx_gallery_start_ignore
@@ -422,7 +475,9 @@ frame[frame.parameter.isin(["weights", "means"])].round(3)
 # For the four genes together every criterion asks for more than two
 # components, a sign of structure beyond two cell states:
 
-comparison4 = compare_n_components(counts, [1, 2, 3, 4])
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", PoissonLimitWarning)
+    comparison4 = compare_n_components(counts, [1, 2, 3, 4])
 print("BIC chooses K =", comparison4.bic_choice)
 print("AIC chooses K =", comparison4.aic_choice)
 print("cross-validation chooses K =", comparison4.cv_choice)
