@@ -15,14 +15,21 @@ examples of these pages and of the docstrings pulled in by autodoc.
 """
 
 import doctest
+import html.parser
 import re
 import sys
+import sysconfig
+import urllib.parse
 from pathlib import Path
+
+from sphinx.util import logging
 
 # Document the source tree next to this file, even when it is not installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import sknbmix  # noqa: E402
+
+_logger = logging.getLogger(__name__)
 
 # -- Project information -----------------------------------------------------
 
@@ -120,7 +127,6 @@ sphinx_gallery_conf = {
     "capture_repr": ("_repr_html_",),
     "min_reported_time": 1,
     "doc_module": ("sknbmix",),
-    "reference_url": {"sknbmix": None},
     "backreferences_dir": None,
     "write_computation_times": False,
 }
@@ -169,6 +175,100 @@ def _quote_shape_names(app, what, name, obj, options, lines):
     lines[:] = [re.sub(r"\((\w+_),\)", r"(`\1`,)", line) for line in lines]
 
 
+# -- checks of the built pages -----------------------------------------------
+
+# A warning that Python printed: "path/to/file.py:858: SomeWarning: ...".
+_PRINTED_WARNING = re.compile(r"\.py:\d+: \w*Warning\b")
+
+
+class _PageScan(html.parser.HTMLParser):
+    """The ids, and the local targets of links, images and scripts, of a page."""
+
+    def __init__(self):
+        super().__init__()
+        self.ids = set()
+        self.targets = []
+        self.gallery_images = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        for name in ("id", "name") if tag == "a" else ("id",):
+            if attrs.get(name):
+                self.ids.add(attrs[name])
+        if tag == "img" and "sphx_glr_" in attrs.get("src", ""):
+            self.gallery_images.append((attrs["src"], attrs.get("alt", "")))
+        for name in ("href", "src", "srcset"):
+            value = attrs.get(name)
+            if value:
+                # A srcset lists "url size, url size"; each url is a target.
+                urls = value.split(",") if name == "srcset" else [value]
+                self.targets += [(tag, url.split()[0]) for url in urls if url.strip()]
+
+
+def _gallery_fallback_alt(src):
+    """The alt text sphinx-gallery gives a figure with no title: its file
+    name, sphx_glr_plot_tutorial_001.png giving "plot tutorial"."""
+    return re.sub(r"[-,_]", " ", Path(src).stem[len("sphx_glr_") : -len("_001")])
+
+
+def _check_built_pages(app, exception):
+    """Warn (an error under -W) about what a reader of the HTML would meet:
+    a link to a page or anchor that does not exist, a script or style loaded
+    from the network (the pages must work offline: MathJax is bundled), and
+    a path of the machine that built the pages, as in a warning that a
+    tutorial printed into its output, and a tutorial figure whose alt text
+    is only its file name."""
+    if exception is not None or app.builder.format != "html":
+        return
+    outdir = Path(app.outdir)
+    build_paths = {
+        str(Path(app.srcdir).resolve().parent),
+        sys.prefix,
+        sysconfig.get_paths()["purelib"],
+        sysconfig.get_paths()["stdlib"],
+    }
+    pages = {}
+    for page in sorted(outdir.rglob("*.html")):
+        scan = _PageScan()
+        text = page.read_text(encoding="utf-8")
+        scan.feed(text)
+        pages[page.resolve()] = (scan, text)
+    problems = []
+    for page, (scan, text) in pages.items():
+        name = page.relative_to(outdir.resolve()).as_posix()
+        for tag, url in scan.targets:
+            parts = urllib.parse.urlsplit(url)
+            if parts.scheme or url.startswith("//"):
+                if tag in ("script", "link") and parts.scheme in ("http", "https"):
+                    problems.append(f"{name}: <{tag}> loads {url} from the network")
+                continue
+            target = (page.parent / urllib.parse.unquote(parts.path)).resolve()
+            if not parts.path:
+                target = page
+            if not target.exists():
+                problems.append(f"{name}: <{tag}> points to a missing file: {url}")
+            elif parts.fragment and target.suffix == ".html":
+                ids = pages[target][0].ids if target in pages else set()
+                if urllib.parse.unquote(parts.fragment) not in ids:
+                    problems.append(f"{name}: link to a missing anchor: {url}")
+        shown = sorted(path for path in build_paths if path in text)
+        if shown:
+            problems.append(f"{name}: shows paths of the build machine: {shown}")
+        for match in _PRINTED_WARNING.finditer(text):
+            problems.append(f"{name}: shows a printed warning: ...{match.group()}")
+        for src, alt in scan.gallery_images:
+            if alt == _gallery_fallback_alt(src):
+                problems.append(
+                    f"{name}: {src} has the file name as alt text; give the "
+                    "figure a suptitle or an Axes title (sphinx-gallery's alt)"
+                )
+    for problem in problems:
+        _logger.warning(problem, type="sknbmix", subtype="built_pages")
+
+
 def setup(app):
     app.connect("missing-reference", _link_sklearn_glossary)
     app.connect("autodoc-process-docstring", _quote_shape_names)
+    # After the other handlers of build-finished: sphinx-mathjax-offline
+    # copies MathJax into _static there.
+    app.connect("build-finished", _check_built_pages, priority=900)
