@@ -137,3 +137,52 @@ def test_recovery_quick(tmp_path):
     assert cells["bic_rate"].between(0, 1).all()
     assert (cells["bic_low"] <= cells["bic_rate"]).all()
     assert "BIC picks K" in stdout
+
+
+def test_public_data_quick(tmp_path):
+    out = tmp_path / "public_data.csv"
+    stdout = _run_quick("public_data.py", out)
+    rows = pd.read_csv(out)
+    assert {
+        "dataset",
+        "n_samples",
+        "n_components",
+        "ref_log_likelihood",
+        "ref_capped_log_likelihood",
+        "ref_n_starts",
+        "ref_n_best",
+        "ref_time",
+        "ref_mpmath_diff",
+        "em_log_likelihood",
+        "em_gap",
+        "em_local_gain",
+        "em_time",
+        "em_within",
+        "powell_log_likelihood",
+        "powell_gap",
+        "powell_time",
+        "powell_within",
+    } <= set(rows.columns)
+    assert set(rows["dataset"]) == {"warpbreaks_breaks", "insectsprays_count"}
+    assert set(rows["n_components"]) == {1, 2}
+    assert set(rows["n_samples"]) == {54, 72}
+    # The gaps are differences of log-likelihoods computed by the script's
+    # own reference code; EM reaches the reference's optimum on these data.
+    assert np.allclose(
+        rows["em_gap"], rows["em_log_likelihood"] - rows["ref_log_likelihood"]
+    )
+    assert (rows["em_gap"] >= -1e-6).all()
+    assert rows["em_within"].all()
+    assert (rows["powell_within"] == (rows["powell_gap"] >= -1e-4)).all()
+    # The reference's likelihood agrees with mpmath's at 40 digits, and
+    # sknbmix's score with the reference's at the same parameters.
+    assert (rows["ref_mpmath_diff"].abs() < 1e-8).all()
+    assert (rows["em_score_diff"].abs() < 1e-8).all()
+    # The reference's best is no lower than what L-BFGS-B adds to EM's fit.
+    assert (rows["em_gap"] + rows["em_local_gain"] <= 1e-6).all()
+    assert (rows[["em_time", "powell_time", "ref_time"]] >= 0).all().all()
+    assert "EM: 4/4 cases within" in stdout
+
+    public = _load("public_data")
+    table = public.format_summary(rows, markdown=True)
+    assert table.count("\n") == len(rows) + 1
