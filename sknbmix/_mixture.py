@@ -50,9 +50,9 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         ``"em"``: expectation-maximisation, accelerated with SQUAREM, with
         Newton steps for ``alpha``. ``"powell"``: direct maximisation of the
         log-likelihood with :func:`scipy.optimize.minimize` (``method="Powell"``)
-        in unconstrained coordinates, from every start that EM screens (see
-        Notes), keeping the best; seconds where EM takes milliseconds, a
-        reference and a fallback.
+        in unconstrained coordinates, finishing every start after EM's
+        screen of it (see Notes) and keeping the best; seconds where EM takes
+        milliseconds, a reference and a fallback.
 
     tol : float, default=1e-9
         Convergence threshold on the mean log-likelihood per sample: EM stops
