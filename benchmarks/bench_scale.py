@@ -218,7 +218,8 @@ def measure_point(n_samples, n_features, n_components, repeats, seed, screen_mem
     out["screen_s"] = time.perf_counter() - start
     out["screen_iter"] = int(screen.n_iter_)
     # The fit builds the count table first; its share, measured alone. The
-    # rest per iteration (n_iter_: those of the slowest gene) is EM proper.
+    # rest per iteration (n_iter_: the largest over the genes of each gene's
+    # own iterations, EM and Newton) is EM proper.
     start = time.perf_counter()
     build_count_table(X)
     out["screen_table_s"] = time.perf_counter() - start
