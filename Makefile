@@ -40,11 +40,12 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/bench_scale.py
 	$(BIN)/python benchmarks/bench_starts.py
 
-# The statistical validity study (validation/README.md): bootstrap coverage
-# and parameter recovery, about 50 minutes of processor time.
+# The statistical validity study (validation/README.md): bootstrap coverage,
+# parameter recovery and public count data, about 65 minutes of processor time.
 validation: $(VENV)/.installed-test
 	$(BIN)/python validation/interval_coverage.py
 	$(BIN)/python validation/recovery.py
+	$(BIN)/python validation/public_data.py
 
 # Runs the tutorial scripts of examples/ (sphinx-gallery); warnings are errors.
 docs: $(VENV)/.installed-docs
