@@ -196,21 +196,9 @@ class CountTable:
         """The transposed indicator, in CSR for fast products."""
         return self.indicator.T.tocsr()
 
-    @functools.cached_property
-    def values_squared(self):
-        """``values ** 2``, for the second moments of every M step."""
-        return self.values**2
-
     @property
     def n_entries(self):
         return self.values.shape[0]
-
-    def feature_table(self, feature):
-        """The table of one feature alone."""
-        table = self.take_features(np.array([feature]))
-        stop = table.n_entries + self.starts[feature]
-        table.indicator = self.indicator[:, self.starts[feature] : stop]
-        return table
 
     def take_features(self, features):
         """The table of the given features, in that order, repeats allowed.

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sknbmix import _kernels
-from sknbmix._likelihood import LOG_ALPHA_BOUNDS, LOG_B_BOUNDS, Theta
+from sknbmix._likelihood import LOG_ALPHA_BOUNDS, LOG_B_BOUNDS, Theta, contiguous
 
 # SQUAREM's cap on the step length: it starts at 1 and grows by 4 after a
 # successful capped step (as in Varadhan and Roland's SQUAREM package); a
@@ -29,10 +29,6 @@ _TRAIL_GAINS, _TRAIL_MARGIN = 10.0, 1.0
 _SAME_BASIN = 0.1
 # A log-likelihood this far (relative) below another is lower, not rounded.
 _ROUND_OFF = 1e-12
-
-
-def _contiguous(theta):
-    return tuple(np.ascontiguousarray(x) for x in theta)
 
 
 @dataclass
@@ -215,9 +211,9 @@ def _extrapolate(stack, theta0, theta1, theta2, state):
     as steps succeed.
     """
     *proposal, capped = _kernels.extrapolate(
-        _contiguous(theta0),
-        _contiguous(theta1),
-        _contiguous(theta2),
+        contiguous(theta0),
+        contiguous(theta1),
+        contiguous(theta2),
         np.ascontiguousarray(stack.flat(state.step_max)),
         stack.axis == 0,
         LOG_ALPHA_BOUNDS,
@@ -240,10 +236,10 @@ def _accept_extrapolation(
         flat(ll_proposal),
         flat(capped),
         flat(state.step_max),
-        _contiguous(theta1),
-        _contiguous(theta2),
-        _contiguous(proposal),
-        _contiguous(theta3),
+        contiguous(theta1),
+        contiguous(theta2),
+        contiguous(proposal),
+        contiguous(theta3),
         stack.axis == 0,
         _STEP_GROWTH,
         _STEP_SHRINK,

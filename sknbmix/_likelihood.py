@@ -66,8 +66,10 @@ def clip_theta(log_weights, log_alpha, log_b):
     )
 
 
-def _contiguous(theta):
-    return [np.ascontiguousarray(x, dtype=np.float64) for x in theta]
+def contiguous(theta):
+    """The arrays of ``theta`` as C-contiguous float64, as the compiled loops
+    take them."""
+    return tuple(np.ascontiguousarray(x, dtype=np.float64) for x in theta)
 
 
 class MixtureLikelihood:
@@ -123,7 +125,7 @@ class MixtureLikelihood:
                 table.starts,
                 indicator.indptr,
                 indicator.indices,
-                *_contiguous(theta),
+                *contiguous(theta),
                 self.newton_steps,
                 mode,
                 MASS_FLOOR,
@@ -133,7 +135,7 @@ class MixtureLikelihood:
             table.log_factorial,
             table.multiplicity,
             table.starts,
-            *_contiguous(theta),
+            *contiguous(theta),
             self.newton_steps,
             mode,
             MASS_FLOOR,
@@ -228,7 +230,7 @@ class MixtureLikelihood:
         """
         table = self.table
         entry, zero = _kernels.entry_log_prob(
-            table.values, table.log_factorial, table.starts, *_contiguous(theta[1:])
+            table.values, table.log_factorial, table.starts, *contiguous(theta[1:])
         )
         if self.shared_weights:
             # Every sample has the zero-count log-probability of each feature,
