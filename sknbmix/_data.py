@@ -154,6 +154,68 @@ def _position(X, mask):
     return f"row {row}, column {col}"
 
 
+def check_size_factors(size_factors, n_samples):
+    """Validate explicit size factors: a ValueError naming what is wrong
+    unless they are one finite positive number per sample.
+
+    Returns
+    -------
+    size_factors : ndarray of float64 of shape (n_samples,)
+    """
+    try:
+        values = np.asarray(size_factors, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"size_factors must be numbers, one per sample; got {size_factors!r}."
+        ) from error
+    if values.ndim != 1:
+        raise ValueError(
+            "size_factors must be a 1-D array with one value per sample, got "
+            f"an array of shape {values.shape}."
+        )
+    if values.shape[0] != n_samples:
+        raise ValueError(
+            f"size_factors has {values.shape[0]} values but X has {n_samples} "
+            "samples: give one size factor per sample."
+        )
+    bad = ~np.isfinite(values) | (values <= 0)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        value = values[first]
+        what = (
+            "NaN"
+            if np.isnan(value)
+            else "infinite"
+            if np.isinf(value)
+            else "zero"
+            if value == 0
+            else "negative"
+        )
+        raise ValueError(
+            f"size_factors must be finite and positive, but size_factors[{first}] "
+            f"is {what} ({value:g}), and {np.count_nonzero(bad)} of {n_samples} "
+            "values are not finite and positive."
+        )
+    return values
+
+
+def total_size_factors(X):
+    """Size factors from the samples' total counts, over their mean.
+
+    A sample without counts gets 0: under every component its counts have
+    probability 1, so it carries no information (its responsibilities are
+    the weights).
+    """
+    totals = np.asarray(X.sum(axis=1), dtype=np.float64).ravel()
+    mean = totals.mean() if totals.size else 0.0
+    if not mean > 0:
+        raise ValueError(
+            'size_factors="total" needs counts: every sample of X has a total '
+            "count of 0."
+        )
+    return totals / mean
+
+
 @dataclass
 class CountTable:
     """The distinct counts of each feature and how the cells map onto them.
@@ -180,6 +242,13 @@ class CountTable:
         counts are left out: their log-probability is a per-component
         constant, and they add nothing to the score for ``alpha``. None in a
         table made by :meth:`take_features`.
+    entry_log_scale : ndarray of shape (n_entries,) or None
+        With size factors (see :func:`build_scaled_table`), the log of each
+        entry's size factor; None without.
+    sample_group : ndarray of int of shape (n_samples,) or None
+        With size factors, the rank of each sample's size factor among the
+        distinct ones: the zero count of feature ``g`` and sample ``i`` is
+        entry ``starts[g] + sample_group[i]``.
     """
 
     n_samples: int
@@ -190,6 +259,8 @@ class CountTable:
     multiplicity: np.ndarray
     log_factorial: np.ndarray
     indicator: sp.csr_matrix | None
+    entry_log_scale: np.ndarray | None = None
+    sample_group: np.ndarray | None = None
 
     @functools.cached_property
     def indicator_t(self):
@@ -228,6 +299,10 @@ class CountTable:
             multiplicity=self.multiplicity[entries],
             log_factorial=self.log_factorial[entries],
             indicator=None,
+            entry_log_scale=None
+            if self.entry_log_scale is None
+            else self.entry_log_scale[entries],
+            sample_group=self.sample_group,
         )
 
     def feature_sum(self, per_entry):
@@ -287,6 +362,79 @@ def build_count_table(X):
         multiplicity=multiplicity,
         log_factorial=gammaln(values + 1.0),
         indicator=indicator,
+    )
+
+
+def build_scaled_table(X, size_factors):
+    """Compress a validated count matrix with a size factor per sample to a
+    :class:`CountTable` whose entries are the distinct (count, size factor)
+    pairs of each feature.
+
+    Each feature's entries begin with a zero count for every distinct size
+    factor, in ascending order (multiplicity 0 where every sample of that
+    size factor has a non-zero count), then its non-zero counts, ascending
+    by count and size factor. The table has ``n_features`` times the number
+    of distinct size factors entries at least: it is the form of one
+    feature, or of features with mixtures of their own.
+
+    Parameters
+    ----------
+    X : ndarray or scipy sparse matrix of shape (n_samples, n_features)
+        Non-negative whole numbers. Sparse input is read, never densified.
+    size_factors : ndarray of shape (n_samples,)
+        Non-negative (0 only for a sample without counts).
+
+    Returns
+    -------
+    table : CountTable
+    """
+    n_samples, n_features = X.shape
+    rows, cols, vals = _nonzeros(X)
+    scales, group, group_size = np.unique(
+        size_factors, return_inverse=True, return_counts=True
+    )
+    n_groups = scales.size
+    zero_cols = np.repeat(np.arange(n_features, dtype=np.int64), n_groups)
+    zero_groups = np.tile(np.arange(n_groups), n_features)
+    all_cols = np.concatenate([zero_cols, cols])
+    all_vals = np.concatenate([np.zeros(zero_cols.size), vals])
+    all_groups = np.concatenate([zero_groups, group[rows]])
+    order = np.lexsort((all_groups, all_vals, all_cols))
+    key = (all_cols[order], all_vals[order], all_groups[order])
+    new = np.ones(order.size, dtype=bool)
+    new[1:] = (key[0][1:] != key[0][:-1]) | (key[1][1:] != key[1][:-1])
+    new[1:] |= key[2][1:] != key[2][:-1]
+    rank = np.cumsum(new) - 1
+    inverse = np.empty_like(rank)
+    inverse[order] = rank
+    feature, values, entry_group = (k[new] for k in key)
+    multiplicity = np.bincount(rank).astype(np.float64)
+    # The added zero keys are no samples: a zero entry holds the samples of
+    # its size factor without a non-zero count of the feature.
+    zero_entries = inverse[: zero_cols.size]
+    nonzero_by_group = np.bincount(
+        cols * n_groups + group[rows], minlength=n_features * n_groups
+    )
+    multiplicity[zero_entries] = np.tile(group_size, n_features) - nonzero_by_group
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n_samples))])
+    indicator = sp.csr_matrix(
+        (np.ones(rows.size), inverse[zero_cols.size :], indptr),
+        shape=(n_samples, feature.size),
+    )
+    with np.errstate(divide="ignore"):
+        log_scales = np.log(scales)
+    values = values.astype(np.float64)
+    return CountTable(
+        n_samples=n_samples,
+        n_features=n_features,
+        values=values,
+        feature=feature,
+        starts=zero_entries[::n_groups].copy(),
+        multiplicity=multiplicity,
+        log_factorial=gammaln(values + 1.0),
+        indicator=indicator,
+        entry_log_scale=log_scales[entry_group],
+        sample_group=group,
     )
 
 

@@ -20,7 +20,6 @@ from joblib import effective_n_jobs
 from sklearn.cluster import KMeans
 from sklearn.utils.parallel import Parallel, delayed
 
-from sknbmix._data import build_count_table
 from sknbmix._em import run_em
 from sknbmix._likelihood import MixtureLikelihood, Theta
 from sknbmix._nbinom import MEAN_MIN
@@ -233,18 +232,22 @@ def _take_features(theta, features):
 # -- canonical order of the data ---------------------------------------------------
 
 
-def canonical_order(X):
+def canonical_order(X, size_factors=None):
     """An order of the rows of X that depends on their contents alone.
 
     Rows go by their sum, then by a fixed random weighting of their counts,
     on which two different rows tie only by chance (equal rows may go in any
-    order: they sum alike). The weights go by column, so the columns must be
-    in an order of their own contents first (:func:`canonical_feature_order`).
+    order: they sum alike), then by their size factors. The weights go by
+    column, so the columns must be in an order of their own contents first
+    (:func:`canonical_feature_order`).
     """
     weights = np.random.default_rng(_ORDER_SEED).uniform(1.0, 2.0, X.shape[1])
     total = np.asarray(X.sum(axis=1), dtype=float).ravel()
     weighted = np.asarray(X @ weights, dtype=float).ravel()
-    return np.lexsort((weighted, total))
+    keys = (
+        (weighted, total) if size_factors is None else (size_factors, weighted, total)
+    )
+    return np.lexsort(keys)
 
 
 def canonical_feature_order(X):
@@ -297,15 +300,37 @@ def quantile_responsibilities(lower, upper, cuts):
     )
 
 
+def _sample_scores(likelihood, X):
+    """What the per-sample model's quantile splits sort the samples by: their
+    total count, or with size factors ``sum_g log1p(x_g / s)`` (the total of
+    counts per unit size factor is the same for every sample when the size
+    factors are the totals)."""
+    if likelihood.sample_log_scale is None:
+        return np.asarray(X.sum(axis=1)).ravel()
+    return np.asarray(_normalised_log_counts(likelihood, X).sum(axis=1)).ravel()
+
+
+def _normalised_log_counts(likelihood, X):
+    """``log1p(x / s)`` of every count (sparse stays sparse; 0 for a sample
+    without counts)."""
+    with np.errstate(over="ignore"):
+        inverse = np.exp(-likelihood.sample_log_scale)
+    inverse[~np.isfinite(inverse)] = 0.0
+    if sp.issparse(X):
+        return sp.csr_matrix(X.multiply(inverse[:, None])).log1p()
+    return np.log1p(X * inverse[:, None])
+
+
 def initial_responsibilities(likelihood, X, cuts):
     """Quantile-split responsibilities for each row of ``cuts``.
 
-    The per-sample model splits the samples by their total count; the table
-    form splits each feature's distinct counts by their own quantiles.
+    The per-sample model splits the samples by their total count (see
+    :func:`_sample_scores`); the table form splits each feature's distinct
+    counts by their own quantiles.
     """
     table = likelihood.table
     if likelihood.per_cell:
-        totals = np.asarray(X.sum(axis=1)).ravel()
+        totals = _sample_scores(likelihood, X)
         _, inverse, counts = np.unique(totals, return_inverse=True, return_counts=True)
         upper = np.cumsum(counts) / totals.size
         resp = quantile_responsibilities(upper - counts / totals.size, upper, cuts)
@@ -406,7 +431,10 @@ def initial_starts(likelihood, X, settings, init, random_state):
 def _kmeans_responsibilities(likelihood, X, K, random_state):
     kmeans = KMeans(n_clusters=K, n_init=1, random_state=random_state)
     if likelihood.per_cell:
-        log_counts = X.log1p() if hasattr(X, "log1p") else np.log1p(X)
+        if likelihood.scaled:
+            log_counts = _normalised_log_counts(likelihood, X)
+        else:
+            log_counts = X.log1p() if hasattr(X, "log1p") else np.log1p(X)
         labels = kmeans.fit(log_counts).labels_
         return (labels == np.arange(K)[:, None])[None].astype(float)
     # One k-means per feature, on its distinct counts weighted by how
@@ -416,7 +444,11 @@ def _kmeans_responsibilities(likelihood, X, K, random_state):
     for start, stop in zip(
         table.starts, np.append(table.starts[1:], table.n_entries), strict=True
     ):
-        values = np.log1p(table.values[start:stop, None])
+        values = table.values[start:stop, None]
+        if table.entry_log_scale is not None:
+            # Counts per unit size factor (a sample without counts has 0).
+            values = values * np.exp(-table.entry_log_scale[start:stop, None])
+        values = np.log1p(np.nan_to_num(values))
         weights = table.multiplicity[start:stop]
         kmeans.set_params(n_clusters=min(K, stop - start))
         labels[start:stop] = kmeans.fit(values, sample_weight=weights).labels_
@@ -671,7 +703,14 @@ def _reseed_degenerate(likelihood, fitted, settings, tol):
 
 
 def fit(
-    X, settings, random_state=None, *, warm_start=None, extra_starts=None, labels=False
+    X,
+    settings,
+    random_state=None,
+    *,
+    size_factors=None,
+    warm_start=None,
+    extra_starts=None,
+    labels=False,
 ):
     """Fit a mixture to validated counts.
 
@@ -680,6 +719,8 @@ def fit(
     X : ndarray or sparse matrix of shape (n_samples, n_features)
         Validated counts (float64; CSR or CSC when sparse).
     settings : FitSettings
+    size_factors : ndarray of shape (n_samples,) or None
+        Validated size factors (positive, or 0 for a sample without counts).
     random_state : RandomState or None
         Drawn from by random starts only (``n_init > 1`` or ``init_params``
         other than ``"quantile"``).
@@ -703,13 +744,15 @@ def fit(
         # sees features and samples in an order set by their counts alone.
         features = canonical_feature_order(X)
         X = X[:, features]
-        order = canonical_order(X)
+        order = canonical_order(X, size_factors)
         X = X[order]
+        if size_factors is not None:
+            size_factors = size_factors[order]
         if sp.issparse(X):
             # Indexing leaves each row's columns unsorted; a row sums
             # its features in column order, as a dense one does.
             X.sort_indices()
-    likelihood = MixtureLikelihood(build_count_table(X), settings.shared_weights)
+    likelihood = MixtureLikelihood.of_counts(X, settings.shared_weights, size_factors)
     n_init = settings.n_init if warm_start is None else 1
     tol = settings.tol * X.shape[0]
 

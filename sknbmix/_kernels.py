@@ -32,6 +32,7 @@ from numba import njit
 from sknbmix._nbinom import (
     ALPHA_MAX,
     ALPHA_MIN,
+    LOG_B_BOUNDS,
     MEAN_MIN,
     SERIES_ALPHA,
     STIRLING_ALPHA,
@@ -40,6 +41,9 @@ from sknbmix._nbinom import (
 )
 
 _LOG_ALPHA_MIN, _LOG_ALPHA_MAX = math.log(ALPHA_MIN), math.log(ALPHA_MAX)
+_LOG_B_MIN, _LOG_B_MAX = LOG_B_BOUNDS
+# The largest Newton step of the M step with size factors, in e-folds.
+_SCALED_STEP = 2.0
 # Sums over the integer grid replace digamma while a feature has at most this
 # many grid points per distinct count: a point costs a division, a distinct
 # count two digamma evaluations.
@@ -290,6 +294,15 @@ def _table_e_step(
                 )
                 + offset
             )
+    return _normalise_entries(multiplicity, low, high, mass)
+
+
+@njit(cache=True, error_model="numpy")
+def _normalise_entries(multiplicity, low, high, mass):
+    """Turn the joint log-probabilities ``mass[:, low:high]`` of one feature's
+    entries into responsibility mass (times each entry's multiplicity), and
+    return their log-likelihood."""
+    n_components = mass.shape[0]
     total_log = 0.0
     for e in range(low, high):
         best = 0
@@ -552,6 +565,550 @@ def cell_step(
                 )
         _update_weights(totals, log_weights[s, :, 0], out_weights[s, :, 0], mode)
     return log_likelihood, out_weights, out_alpha, out_b
+
+
+# -- size factors -------------------------------------------------------------
+#
+# With a size factor s per sample, a count is NB(alpha, s b): its
+# log-probability is ``lgamma(x + alpha) - lgamma(alpha) - log(x!) + x log(s
+# b) - (x + alpha) log1p(s b)``. In the table form every entry is a distinct
+# (count, size factor) pair of a feature. In the per-sample form the entries
+# stay the distinct counts, and what depends on s is summed per sample: over
+# its non-zero counts directly, and over all features, zeros included, as
+# ``Z_k(log s) = sum_g alpha_kg log1p(s b_kg)``, a smooth function of the
+# scalar ``log s`` that is interpolated from Chebyshev nodes (see
+# sknbmix._likelihood.size_factor_nodes). The M step's sums over all samples
+# of functions of ``s`` reduce, by the same interpolation, to sums over the
+# nodes with the responsibility mass that the samples' Lagrange weights put
+# on them.
+
+
+@njit(cache=True, error_model="numpy")
+def _softplus(z):
+    """``log(1 + exp(z))``, without overflow, and 0 at ``-inf``."""
+    if z > 0.0:
+        return z + math.log1p(math.exp(-z))
+    return math.log1p(math.exp(z))
+
+
+@njit(cache=True, error_model="numpy")
+def _sigmoid(z):
+    """``1 / (1 + exp(-z))``, the derivative of :func:`_softplus`."""
+    if z >= 0.0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+@njit(cache=True, error_model="numpy")
+def _lagrange(t, nodes, barycentric, out):
+    """The Lagrange basis of ``nodes`` at ``t``, into ``out``, by the
+    barycentric formula (stable, and exact at a node)."""
+    total = 0.0
+    for j in range(nodes.size):
+        if t == nodes[j]:
+            out[:] = 0.0
+            out[j] = 1.0
+            return
+        out[j] = barycentric[j] / (t - nodes[j])
+        total += out[j]
+    for j in range(nodes.size):
+        out[j] /= total
+
+
+@njit(cache=True, error_model="numpy")
+def _scaled_objective(
+    values, mass, node_t, node_w, node_v, first, tangent, log_alpha, log_b
+):
+    """The M step's objective of one component and feature with size
+    factors, up to a constant: ``sum_x m_x [lgamma(x + alpha) -
+    lgamma(alpha)] + first log b - sum_j (alpha w_j + v_j) log1p(s_j b) -
+    tangent b``.
+
+    ``node_t`` holds log size factors with mass ``node_w`` (and count mass
+    ``node_v``); ``tangent`` is the slope in ``b`` of a part of the count
+    terms, linearised (see :func:`scaled_cell_step`).
+    """
+    alpha = math.exp(log_alpha)
+    log_gamma_alpha = math.lgamma(alpha)
+    total = 0.0
+    for e in range(values.size):
+        if values[e] > 0.0:
+            total += mass[e] * _log_rising_factorial(values[e], alpha, log_gamma_alpha)
+    for j in range(node_t.size):
+        total -= (alpha * node_w[j] + node_v[j]) * _softplus(node_t[j] + log_b)
+    return total + first * log_b - tangent * math.exp(log_b)
+
+
+@njit(cache=True, error_model="numpy")
+def _scaled_derivatives(
+    values, mass, node_t, node_w, node_v, first, tangent, log_alpha, log_b, grid
+):
+    """Gradient and Hessian of :func:`_scaled_objective` in ``(log alpha,
+    log b)``: ``(g_a, g_b, h_aa, h_ab, h_bb)``."""
+    alpha = math.exp(log_alpha)
+    b = math.exp(log_b)
+    # The digamma sum and alpha times its slope (no profile term: total 0).
+    digamma_sum, digamma_slope = _alpha_score(values, mass, 0.0, 1.0, log_alpha, grid)
+    w_soft, w_sig, w_curve, v_sig, v_curve = 0.0, 0.0, 0.0, 0.0, 0.0
+    for j in range(node_t.size):
+        z = node_t[j] + log_b
+        sig = _sigmoid(z)
+        w_soft += node_w[j] * _softplus(z)
+        w_sig += node_w[j] * sig
+        w_curve += node_w[j] * sig * (1.0 - sig)
+        v_sig += node_v[j] * sig
+        v_curve += node_v[j] * sig * (1.0 - sig)
+    g_a = alpha * (digamma_sum - w_soft)
+    g_b = first - alpha * w_sig - v_sig - tangent * b
+    return (
+        g_a,
+        g_b,
+        g_a + alpha * digamma_slope,
+        -alpha * w_sig,
+        -alpha * w_curve - v_curve - tangent * b,
+    )
+
+
+@njit(cache=True, error_model="numpy")
+def _scaled_m_step_feature(
+    values, mass, node_t, node_w, node_v, first, tangent, log_alpha, log_b, max_iter
+):
+    """``(log alpha, log b)`` of one component and feature with size factors:
+    up to ``max_iter`` Newton steps on :func:`_scaled_objective` from the
+    current parameters, each at most two e-folds and halved until the
+    objective does not fall (so that the EM step never lowers it: a
+    generalised EM). Where the Hessian is not negative definite a
+    coordinate moves by its gradient over its curvature, or one e-fold
+    uphill where that curvature is not negative."""
+    grid = values[values.size - 1] <= _GRID_RATIO * values.size
+    current = _scaled_objective(
+        values, mass, node_t, node_w, node_v, first, tangent, log_alpha, log_b
+    )
+    for _ in range(max_iter):
+        g_a, g_b, h_aa, h_ab, h_bb = _scaled_derivatives(
+            values, mass, node_t, node_w, node_v, first, tangent, log_alpha, log_b, grid
+        )
+        det = h_aa * h_bb - h_ab * h_ab
+        if h_aa < 0.0 and det > 0.0:
+            step_a = (h_ab * g_b - h_bb * g_a) / det
+            step_b = (h_ab * g_a - h_aa * g_b) / det
+        else:
+            step_a = -g_a / h_aa if h_aa < 0.0 else float(np.sign(g_a))
+            step_b = -g_b / h_bb if h_bb < 0.0 else float(np.sign(g_b))
+        step_a = min(max(step_a, -_SCALED_STEP), _SCALED_STEP)
+        step_b = min(max(step_b, -_SCALED_STEP), _SCALED_STEP)
+        length = 1.0
+        moved = False
+        for _ in range(40):
+            new_a = min(
+                max(log_alpha + length * step_a, _LOG_ALPHA_MIN), _LOG_ALPHA_MAX
+            )
+            new_b = min(max(log_b + length * step_b, _LOG_B_MIN), _LOG_B_MAX)
+            value = _scaled_objective(
+                values, mass, node_t, node_w, node_v, first, tangent, new_a, new_b
+            )
+            if value >= current:
+                moved = True
+                break
+            length *= 0.5
+        if not moved:
+            break
+        done = abs(new_a - log_alpha) + abs(new_b - log_b) < _NEWTON_DONE
+        log_alpha, log_b, current = new_a, new_b, value
+        if done:
+            break
+    return log_alpha, log_b
+
+
+@njit(cache=True, error_model="numpy")
+def _scaled_update(
+    values, mass, node_t, node_w, node_v, tangent, log_alpha, log_b, newton_steps, mode
+):
+    """:func:`_update` with size factors: the M step's ``(log alpha, log b)``
+    of one component and feature, or the gradient in them."""
+    first = 0.0
+    for e in range(values.size):
+        first += mass[e] * values[e]
+    if mode == GRADIENT:
+        grid = values[values.size - 1] <= _GRID_RATIO * values.size
+        return _scaled_derivatives(
+            values, mass, node_t, node_w, node_v, first, tangent, log_alpha, log_b, grid
+        )[:2]
+    return _scaled_m_step_feature(
+        values,
+        mass,
+        node_t,
+        node_w,
+        node_v,
+        first,
+        tangent,
+        log_alpha,
+        log_b,
+        newton_steps,
+    )
+
+
+@njit(cache=True, error_model="numpy")
+def _scaled_entry_log_prob(x, log_factorial, t, alpha, log_gamma_alpha, log_b):
+    """``log NB(x; alpha, s b)`` with ``t = log s`` (``-inf`` for a sample
+    without counts, whose zeros have probability 1)."""
+    z = t + log_b
+    out = -alpha * _softplus(z)
+    if x > 0.0:
+        # x log(s b / (1 + s b)) = -x log1p(1 / (s b)).
+        out += _count_log_prob(x, log_factorial, alpha, log_gamma_alpha, -_softplus(-z))
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def scaled_table_step(
+    values,
+    log_factorial,
+    multiplicity,
+    entry_log_scale,
+    starts,
+    log_weights,
+    log_alpha,
+    log_b,
+    newton_steps,
+    mode,
+    mass_floor,
+):
+    """:func:`table_step` with size factors: each entry is a distinct
+    (count, size factor) pair of a feature, ``entry_log_scale`` the log of
+    its size factor. The M step is exact in every entry (its size factors
+    are the nodes of :func:`_scaled_objective`, without a linearised part)."""
+    n_starts, n_components, n_features = log_alpha.shape
+    n_entries = values.size
+    n_weight_groups = log_weights.shape[2]
+    log_likelihood = np.empty((n_starts, 1, n_features))
+    size = n_starts if mode != LOG_LIKELIHOOD else 0
+    out_weights = np.empty((size, n_components, n_weight_groups))
+    out_alpha = np.empty((size, n_components, n_features))
+    out_b = np.empty((size, n_components, n_features))
+    mass = np.empty((n_components, n_entries))
+    count_mass = np.empty(n_entries)
+    totals = np.empty(n_components)
+    for s in range(n_starts):
+        for f in range(n_features):
+            low, high = _entries(starts, f, n_entries)
+            w = f if n_weight_groups > 1 else 0
+            for k in range(n_components):
+                alpha = math.exp(log_alpha[s, k, f])
+                log_gamma_alpha = math.lgamma(alpha)
+                for e in range(low, high):
+                    mass[k, e] = log_weights[s, k, w] + _scaled_entry_log_prob(
+                        values[e],
+                        log_factorial[e],
+                        entry_log_scale[e],
+                        alpha,
+                        log_gamma_alpha,
+                        log_b[s, k, f],
+                    )
+            log_likelihood[s, 0, f] = _normalise_entries(multiplicity, low, high, mass)
+            if mode == LOG_LIKELIHOOD:
+                continue
+            for k in range(n_components):
+                total = mass_floor
+                for e in range(low, high):
+                    total += mass[k, e]
+                    count_mass[e] = mass[k, e] * values[e]
+                totals[k] = total
+                out_alpha[s, k, f], out_b[s, k, f] = _scaled_update(
+                    values[low:high],
+                    mass[k, low:high],
+                    entry_log_scale[low:high],
+                    mass[k, low:high],
+                    count_mass[low:high],
+                    0.0,
+                    log_alpha[s, k, f],
+                    log_b[s, k, f],
+                    newton_steps,
+                    mode,
+                )
+            _update_weights(totals, log_weights[s, :, w], out_weights[s, :, w], mode)
+    return log_likelihood, out_weights, out_alpha, out_b
+
+
+@njit(cache=True, error_model="numpy")
+def scaled_entry_log_prob(
+    values, log_factorial, entry_log_scale, starts, log_alpha, log_b
+):
+    """``log NB`` of each entry of a table with size factors, shaped
+    (n_starts, n_components, n_entries)."""
+    n_starts, n_components, n_features = log_alpha.shape
+    n_entries = values.size
+    out = np.empty((n_starts, n_components, n_entries))
+    for s in range(n_starts):
+        for k in range(n_components):
+            for f in range(n_features):
+                alpha = math.exp(log_alpha[s, k, f])
+                log_gamma_alpha = math.lgamma(alpha)
+                low, high = _entries(starts, f, n_entries)
+                for e in range(low, high):
+                    out[s, k, e] = _scaled_entry_log_prob(
+                        values[e],
+                        log_factorial[e],
+                        entry_log_scale[e],
+                        alpha,
+                        log_gamma_alpha,
+                        log_b[s, k, f],
+                    )
+    return out
+
+
+@njit(cache=True, error_model="numpy")
+def _scaled_cell_e_step(
+    values,
+    log_factorial,
+    feature,
+    starts,
+    indptr,
+    indices,
+    cell_log_scale,
+    node_t,
+    barycentric,
+    log_weights,
+    log_alpha,
+    log_b,
+    work,
+    responsibilities,
+    mass_floor,
+    cell_log_prob,
+    cell_resp,
+):
+    """:func:`_cell_e_step` with size factors, for one start.
+
+    ``work`` holds the scratch and the statistics: ``entry`` and ``mass``
+    (entries by components), ``totals`` (components), ``node_mass``
+    (components by nodes: each sample's responsibilities spread over the
+    nodes by its Lagrange weights) and ``tangent`` (features by components:
+    ``sum_i r_ik x_ig s_i / (1 + s_i b_kg)``, the slope in ``b`` of the
+    count terms ``-x log1p(s b)``). With non-empty ``cell_log_prob`` and
+    ``cell_resp`` each sample's log-likelihood and responsibilities go there
+    too.
+    """
+    entry, mass, totals, node_mass, tangent = work
+    n_components, n_features = log_alpha.shape
+    n_entries = values.size
+    n_samples = indptr.size - 1
+    n_nodes = node_t.size
+    b = np.empty((n_features, n_components))
+    node_value = np.zeros((n_nodes, n_components))
+    for k in range(n_components):
+        for f in range(n_features):
+            alpha = math.exp(log_alpha[k, f])
+            log_gamma_alpha = math.lgamma(alpha)
+            b[f, k] = math.exp(log_b[k, f])
+            for j in range(n_nodes):
+                node_value[j, k] += alpha * _softplus(node_t[j] + log_b[k, f])
+            low, high = _entries(starts, f, n_entries)
+            for e in range(low, high):
+                # The terms without s: lgamma(x + alpha) - lgamma(alpha) -
+                # log(x!) + x log b.
+                entry[e, k] = _count_log_prob(
+                    values[e], log_factorial[e], alpha, log_gamma_alpha, log_b[k, f]
+                )
+    lagrange = np.empty(n_nodes)
+    joint = np.empty(n_components)
+    total_log = 0.0
+    mass[:] = 0.0
+    totals[:] = mass_floor
+    node_mass[:] = 0.0
+    tangent[:] = 0.0
+    keep = cell_log_prob.size > 0
+    for n in range(n_samples):
+        t = cell_log_scale[n]
+        joint[:] = log_weights
+        # A sample without counts (size factor 0) has probability 1 under
+        # every component: its responsibilities are the weights.
+        scaled = t > -np.inf
+        count_total = 0.0
+        if scaled:
+            _lagrange(t, node_t, barycentric, lagrange)
+            for k in range(n_components):
+                z = 0.0
+                for j in range(n_nodes):
+                    z += lagrange[j] * node_value[j, k]
+                joint[k] -= z
+            s = math.exp(t)
+            for p in range(indptr[n], indptr[n + 1]):
+                e = indices[p]
+                x = values[e]
+                f = feature[e]
+                count_total += x
+                for k in range(n_components):
+                    joint[k] += entry[e, k] - x * math.log1p(s * b[f, k])
+        top = joint.max()
+        norm = 0.0
+        for k in range(n_components):
+            joint[k] = math.exp(joint[k] - top)
+            norm += joint[k]
+        # x log s is the same for every component.
+        log_prob = math.log(norm) + top + (count_total * t if scaled else 0.0)
+        total_log += log_prob
+        for k in range(n_components):
+            joint[k] /= norm
+        if keep:
+            cell_log_prob[n] = log_prob
+            cell_resp[n, :] = joint
+        if not responsibilities:
+            continue
+        for k in range(n_components):
+            totals[k] += joint[k]
+        if not scaled:
+            continue
+        for k in range(n_components):
+            for j in range(n_nodes):
+                node_mass[k, j] += joint[k] * lagrange[j]
+        for p in range(indptr[n], indptr[n + 1]):
+            e = indices[p]
+            x = values[e]
+            f = feature[e]
+            for k in range(n_components):
+                mass[e, k] += joint[k]
+                tangent[f, k] += joint[k] * x * s / (1.0 + s * b[f, k])
+    return total_log
+
+
+@njit(cache=True, error_model="numpy")
+def scaled_cell_step(
+    values,
+    log_factorial,
+    feature,
+    starts,
+    indptr,
+    indices,
+    cell_log_scale,
+    node_t,
+    barycentric,
+    log_weights,
+    log_alpha,
+    log_b,
+    newton_steps,
+    mode,
+    mass_floor,
+):
+    """:func:`cell_step` with a size factor per sample (``cell_log_scale``,
+    its log), interpolated between the Chebyshev nodes ``node_t`` with
+    barycentric weights ``barycentric``.
+
+    The M step maximises a minorant of EM's objective: the count terms
+    ``-x log1p(s b)``, convex in ``b``, are replaced by their tangent at the
+    current ``b`` (so only its slope, summed per sample, is needed); the
+    rest is exact. Its gradient at the current parameters is the
+    log-likelihood's (Fisher's identity)."""
+    n_starts, n_components, n_features = log_alpha.shape
+    n_entries = values.size
+    n_nodes = node_t.size
+    log_likelihood = np.empty((n_starts, 1, 1))
+    size = n_starts if mode != LOG_LIKELIHOOD else 0
+    out_weights = np.empty((size, n_components, 1))
+    out_alpha = np.empty((size, n_components, n_features))
+    out_b = np.empty((size, n_components, n_features))
+    work = (
+        np.empty((n_entries, n_components)),
+        np.empty((n_entries, n_components)),
+        np.empty(n_components),
+        np.empty((n_components, n_nodes)),
+        np.empty((n_features, n_components)),
+    )
+    no_count_mass = np.zeros(n_nodes)
+    for s in range(n_starts):
+        log_likelihood[s, 0, 0] = _scaled_cell_e_step(
+            values,
+            log_factorial,
+            feature,
+            starts,
+            indptr,
+            indices,
+            cell_log_scale,
+            node_t,
+            barycentric,
+            log_weights[s, :, 0],
+            log_alpha[s],
+            log_b[s],
+            work,
+            mode != LOG_LIKELIHOOD,
+            mass_floor,
+            np.empty(0),
+            np.empty((0, n_components)),
+        )
+        if mode == LOG_LIKELIHOOD:
+            continue
+        _, mass, totals, node_mass, tangent = work
+        by_component = np.ascontiguousarray(mass.T)
+        for k in range(n_components):
+            for f in range(n_features):
+                low, high = _entries(starts, f, n_entries)
+                out_alpha[s, k, f], out_b[s, k, f] = _scaled_update(
+                    values[low:high],
+                    by_component[k, low:high],
+                    node_t,
+                    node_mass[k],
+                    no_count_mass,
+                    tangent[f, k],
+                    log_alpha[s, k, f],
+                    log_b[s, k, f],
+                    newton_steps,
+                    mode,
+                )
+        _update_weights(totals, log_weights[s, :, 0], out_weights[s, :, 0], mode)
+    return log_likelihood, out_weights, out_alpha, out_b
+
+
+@njit(cache=True, error_model="numpy")
+def scaled_cell_log_prob(
+    values,
+    log_factorial,
+    feature,
+    starts,
+    indptr,
+    indices,
+    cell_log_scale,
+    node_t,
+    barycentric,
+    log_weights,
+    log_alpha,
+    log_b,
+):
+    """Each sample's log-likelihood and responsibilities under one start of
+    the shared model with size factors (``log_weights`` of shape
+    (n_components,), ``log_alpha`` and ``log_b`` (n_components,
+    n_features))."""
+    n_components, n_features = log_alpha.shape
+    n_entries = values.size
+    n_samples = indptr.size - 1
+    work = (
+        np.empty((n_entries, n_components)),
+        np.empty((n_entries, n_components)),
+        np.empty(n_components),
+        np.empty((n_components, node_t.size)),
+        np.empty((n_features, n_components)),
+    )
+    cell_log_prob = np.empty(n_samples)
+    cell_resp = np.empty((n_samples, n_components))
+    _scaled_cell_e_step(
+        values,
+        log_factorial,
+        feature,
+        starts,
+        indptr,
+        indices,
+        cell_log_scale,
+        node_t,
+        barycentric,
+        log_weights,
+        log_alpha,
+        log_b,
+        work,
+        False,
+        0.0,
+        cell_log_prob,
+        cell_resp,
+    )
+    return cell_log_prob, cell_resp
 
 
 @njit(cache=True, error_model="numpy")

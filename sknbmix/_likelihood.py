@@ -21,13 +21,12 @@ from typing import NamedTuple
 import numpy as np
 
 from sknbmix import _kernels
-from sknbmix._nbinom import ALPHA_MAX, ALPHA_MIN, MEAN_MIN, clip
+from sknbmix._data import build_count_table, build_scaled_table
+from sknbmix._nbinom import LOG_ALPHA_BOUNDS, LOG_B_BOUNDS, MEAN_MIN, clip
 
 # Added to each component's responsibility mass, as scikit-learn's
 # GaussianMixture does, so that an emptied component keeps finite parameters.
 MASS_FLOOR = 10 * np.finfo(float).eps
-LOG_ALPHA_BOUNDS = (np.log(ALPHA_MIN), np.log(ALPHA_MAX))
-LOG_B_BOUNDS = (np.log(MEAN_MIN / ALPHA_MAX) - 1.0, 50.0)
 
 
 class Theta(NamedTuple):
@@ -72,13 +71,58 @@ def contiguous(theta):
     return tuple(np.ascontiguousarray(x, dtype=np.float64) for x in theta)
 
 
+class SizeFactorNodes(NamedTuple):
+    """Chebyshev nodes in ``log s`` over the samples' range, with the weights
+    of the barycentric interpolation formula."""
+
+    log_scale: np.ndarray
+    barycentric: np.ndarray
+
+
+# Interpolation error below exp(-_NODE_DIGITS) of the largest value (e^-37 is
+# 1e-16): see size_factor_nodes.
+_NODE_DIGITS = 37.0
+_MAX_NODES = 512
+
+
+def size_factor_nodes(log_scale):
+    """The nodes that sums over samples of functions of ``log s`` are
+    interpolated from.
+
+    Such sums here are of ``log1p(s b)`` and its derivatives, analytic in
+    ``t = log s`` except at ``t = -log b + i pi (2 j + 1)``: a distance
+    ``pi`` from the real line, whatever ``b``. On an interval of width
+    ``W`` the Chebyshev interpolant of degree ``m - 1`` then converges as
+    ``rho**-m``, ``rho = d + sqrt(1 + d**2)``, ``d = 2 pi / W`` (the
+    Bernstein ellipse through the singularities), so ``m`` is chosen for an
+    error of ``exp(-_NODE_DIGITS)`` relative to the function: 35 nodes for
+    size factors spread over a factor of 100 (``W = 4.6``).
+    """
+    finite = log_scale[np.isfinite(log_scale)]
+    if not finite.size or finite.max() == finite.min():
+        at = finite[:1] if finite.size else np.zeros(1)
+        return SizeFactorNodes(at.astype(np.float64), np.ones(1))
+    low, high = float(finite.min()), float(finite.max())
+    d = 2 * np.pi / (high - low)
+    rho = d + np.sqrt(1 + d * d)
+    n_nodes = int(min(max(np.ceil(_NODE_DIGITS / np.log(rho)) + 1, 3), _MAX_NODES))
+    j = np.arange(n_nodes)
+    nodes = (high + low) / 2 + (high - low) / 2 * np.cos(np.pi * j / (n_nodes - 1))
+    # Chebyshev points of the second kind; the ends exactly at the range's.
+    nodes[0], nodes[-1] = high, low
+    barycentric = np.where(j % 2 == 0, 1.0, -1.0)
+    barycentric[[0, -1]] *= 0.5
+    return SizeFactorNodes(nodes, barycentric)
+
+
 class MixtureLikelihood:
     """The log-likelihood of a mixture on a table of counts, and EM on it.
 
     Parameters
     ----------
     table : CountTable
-        The compressed counts.
+        The compressed counts; with size factors in the table form, made by
+        :func:`~sknbmix._data.build_scaled_table`.
     shared_weights : bool
         One latent component per sample shared by all features, or an
         independent mixture per feature.
@@ -86,15 +130,41 @@ class MixtureLikelihood:
         Newton steps for ``alpha`` per M step. One suffices: the M step need
         only raise the expected log-likelihood (a generalised EM), and EM's
         fixed point does not depend on it.
+    sample_log_scale : ndarray of shape (n_samples,) or None
+        The log size factor of each sample, for the per-sample form (shared
+        weights, several features); ``-inf`` for a sample without counts.
     """
 
-    def __init__(self, table, shared_weights, newton_steps=1):
+    def __init__(self, table, shared_weights, newton_steps=1, sample_log_scale=None):
         self.table = table
         self.shared_weights = shared_weights
         self.newton_steps = newton_steps
         # With one feature both models coincide, and the table form (one row
         # per distinct count) is far cheaper than one row per sample.
         self.per_cell = shared_weights and table.n_features > 1
+        self.sample_log_scale = sample_log_scale
+        self.nodes = (
+            None if sample_log_scale is None else size_factor_nodes(sample_log_scale)
+        )
+
+    @classmethod
+    def of_counts(cls, X, shared_weights, size_factors=None):
+        """The likelihood of validated counts, with the table of the form the
+        model takes (``size_factors``: one per sample, or None)."""
+        if size_factors is None:
+            return cls(build_count_table(X), shared_weights)
+        if shared_weights and X.shape[1] > 1:
+            with np.errstate(divide="ignore"):
+                log_scale = np.log(np.asarray(size_factors, dtype=np.float64))
+            return cls(build_count_table(X), True, sample_log_scale=log_scale)
+        return cls(build_scaled_table(X, size_factors), shared_weights)
+
+    @property
+    def scaled(self):
+        """Whether the samples have size factors."""
+        return (
+            self.sample_log_scale is not None or self.table.entry_log_scale is not None
+        )
 
     def take_features(self, features):
         """The independent mixtures of the given features, in that order
@@ -117,6 +187,34 @@ class MixtureLikelihood:
         """The E step at ``theta``, then what ``mode`` asks for (see
         :func:`sknbmix._kernels.table_step`)."""
         table = self.table
+        if self.sample_log_scale is not None:
+            indicator = table.indicator
+            return _kernels.scaled_cell_step(
+                table.values,
+                table.log_factorial,
+                table.feature,
+                table.starts,
+                indicator.indptr,
+                indicator.indices,
+                self.sample_log_scale,
+                *self.nodes,
+                *contiguous(theta),
+                self.newton_steps,
+                mode,
+                MASS_FLOOR,
+            )
+        if table.entry_log_scale is not None:
+            return _kernels.scaled_table_step(
+                table.values,
+                table.log_factorial,
+                table.multiplicity,
+                table.entry_log_scale,
+                table.starts,
+                *contiguous(theta),
+                self.newton_steps,
+                mode,
+                MASS_FLOOR,
+            )
         if self.per_cell:
             indicator = table.indicator
             return _kernels.cell_step(
@@ -185,6 +283,8 @@ class MixtureLikelihood:
         theta : Theta
         """
         table = self.table
+        if self.scaled:
+            return self._moments(resp)
         if self.per_cell:
             n_starts, n_components, n_samples = resp.shape
             # (indicator.T @ resp.T).T, with scipy's fast CSR-by-dense product.
@@ -209,6 +309,54 @@ class MixtureLikelihood:
             )
         )
 
+    def _moments(self, resp):
+        """With size factors: the method-of-moments estimates of each
+        component from responsibilities (as :meth:`from_responsibilities`).
+
+        Given ``s``, a count has mean ``s mu`` and variance ``s mu + s**2
+        mu**2 / alpha``, ``mu = alpha b``: ``mu`` is the weighted total
+        count over the weighted total size factor, and ``mu**2 / alpha`` the
+        weighted excess of the squared residuals over ``s mu``, per unit of
+        ``s**2``. Without excess, ``alpha`` is at its cap (Poisson).
+        """
+        table = self.table
+        values = table.values
+        if self.per_cell:
+            n_starts, n_components, n_samples = resp.shape
+            scale = np.exp(self.sample_log_scale)
+            flat = resp.reshape(-1, n_samples)
+
+            def per_feature(weights):
+                # sum_i r_i w_i x_ig**p for p = 1, 2, through the entries.
+                mass = (table.indicator_t @ weights.T).T
+                mass = mass.reshape(n_starts, n_components, -1)
+                return [table.feature_sum(mass * values**p) for p in (1, 2)]
+
+            first, second = per_feature(flat)
+            cross = per_feature(flat * scale)[0]
+            total, by_scale, by_square = (
+                (resp @ scale**p)[..., None] for p in (0, 1, 2)
+            )
+        else:
+            mass = table.multiplicity * resp
+            scale = np.exp(table.entry_log_scale)
+            total, by_scale, by_square, first, second, cross = (
+                table.feature_sum(mass * w)
+                for w in (1.0, scale, scale**2, values, values**2, values * scale)
+            )
+            if self.shared_weights:
+                total = total.sum(axis=2, keepdims=True)
+        mean = np.maximum(first / np.maximum(by_scale, MEAN_MIN), MEAN_MIN)
+        excess = second - 2 * mean * cross + mean**2 * by_square - mean * by_scale
+        with np.errstate(divide="ignore", invalid="ignore"):
+            alpha = np.where(
+                excess > 1e-12 * mean * by_scale, mean**2 * by_square / excess, np.inf
+            )
+        log_alpha = clip(np.log(alpha), *LOG_ALPHA_BOUNDS)
+        total = total + MASS_FLOOR
+        log_weights = np.log(total) - np.log(total.sum(axis=1, keepdims=True))
+        return clip_theta(log_weights, log_alpha, np.log(mean) - log_alpha)
+
     # -- per-sample quantities ----------------------------------------------
 
     def cell_log_prob(self, theta, *, responsibilities=True):
@@ -229,6 +377,8 @@ class MixtureLikelihood:
             for.
         """
         table = self.table
+        if self.scaled:
+            return self._scaled_cell_log_prob(theta, responsibilities)
         entry, zero = _kernels.entry_log_prob(
             table.values, table.log_factorial, table.starts, *contiguous(theta[1:])
         )
@@ -255,15 +405,55 @@ class MixtureLikelihood:
         entries[nonzero.row, table.feature[nonzero.col]] = nonzero.col
         return log_prob, resp[0].T[entries]
 
+    def _scaled_cell_log_prob(self, theta, responsibilities):
+        """:meth:`cell_log_prob` with size factors."""
+        table = self.table
+        if self.per_cell:
+            indicator = table.indicator
+            log_prob, resp = _kernels.scaled_cell_log_prob(
+                table.values,
+                table.log_factorial,
+                table.feature,
+                table.starts,
+                indicator.indptr,
+                indicator.indices,
+                self.sample_log_scale,
+                *self.nodes,
+                *contiguous((theta.log_weights[0, :, 0], *(x[0] for x in theta[1:]))),
+            )
+            return log_prob, resp if responsibilities else None
+        entry = _kernels.scaled_entry_log_prob(
+            table.values,
+            table.log_factorial,
+            table.entry_log_scale,
+            table.starts,
+            *contiguous(theta[1:]),
+        )
+        groups = table.feature if theta.log_weights.shape[2] > 1 else 0 * table.feature
+        log_norm, resp = logsumexp_components(
+            entry + theta.log_weights.take(groups, axis=-1)
+        )
+        # Each sample's entry of each feature: its size factor's zero entry,
+        # or the entry of its non-zero count.
+        entries = table.starts + table.sample_group[:, None]
+        nonzero = table.indicator.tocoo()
+        entries[nonzero.row, table.feature[nonzero.col]] = nonzero.col
+        log_prob = log_norm[0, 0][entries].sum(axis=1)
+        if not responsibilities:
+            return log_prob, None
+        resp = resp[0].T[entries]
+        return log_prob, resp[:, 0] if self.shared_weights else resp
 
-def sample_mixture(rng, n_samples, weights, alpha, b):
+
+def sample_mixture(rng, n_samples, weights, alpha, b, size_factors=None):
     """Draw ``(X, y)`` from a mixture with ``rng``, a RandomState or a
     Generator.
 
     ``weights`` has shape (n_components,) when shared by the features, else
     (n_features, n_components); ``alpha`` and ``b`` (n_components,
     n_features). ``y`` is the component of each sample (of each count when
-    the weights are per feature).
+    the weights are per feature). With ``size_factors`` (one per sample) a
+    count of sample ``i`` is drawn with ``b`` scaled by its size factor.
     """
     K, n_features = alpha.shape
     # Inverse-CDF draws of the components work alike for both kinds of
@@ -279,5 +469,7 @@ def sample_mixture(rng, n_samples, weights, alpha, b):
         y = np.minimum((uniform * cumulative[:, -1:] > cumulative).sum(-1), K - 1)
         columns = np.arange(n_features)
         component_alpha, component_b = alpha[y, columns], b[y, columns]
+    if size_factors is not None:
+        component_b = component_b * np.asarray(size_factors, dtype=float)[:, None]
     X = rng.negative_binomial(component_alpha, 1.0 / (1.0 + component_b))
     return X, y

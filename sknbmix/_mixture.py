@@ -12,7 +12,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from sknbmix._data import build_count_table, validate_counts
+from sknbmix._data import check_size_factors, total_size_factors, validate_counts
 from sknbmix._fit import (
     FitSettings,
     degenerate_components,
@@ -98,6 +98,23 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
     verbose : int, default=0
         Enable verbose output: 1 prints a line per initialisation.
 
+    size_factors : {None, "total"}, default=None
+        The size factor of each sample when none is passed to a method (an
+        array passed as ``size_factors=`` to :meth:`fit`, :meth:`predict`,
+        :meth:`score` and the others wins). None: every sample has size
+        factor 1. ``"total"``: each sample's total count over the mean total
+        of the samples of the ``X`` passed to the method, so that pipelines
+        and cross-validation need not route anything; a sample without
+        counts gets 0 and carries no information (its counts have
+        probability 1 under every component, its responsibilities are the
+        weights). With size factors ``s`` the counts of sample ``i`` in
+        component ``k`` are ``NB(alpha[k, g], s[i] * b[k, g])``, with mean
+        ``s[i] * means_[k, g]``: sequencing depth or capture efficiency
+        scales the counts of a cell without changing its type. ``b_`` and
+        ``means_`` are then per unit of size factor: scaling every size
+        factor by ``c`` divides them by ``c`` and leaves the likelihood
+        unchanged.
+
     Attributes
     ----------
     weights_ : ndarray of shape (n_components,) or (n_features, n_components)
@@ -142,6 +159,11 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
     lower_bound_ : float
         Mean log-likelihood per sample of the training data at the fitted
         parameters (for a mixture, EM's lower bound is the log-likelihood).
+
+    size_factors_used_ : {"none", "total", "given"}
+        How the fit got its size factors: none (all 1), from the total
+        counts (``size_factors="total"``), or as an array given to
+        :meth:`fit`.
 
     n_features_in_ : int
         Number of features seen during :term:`fit`.
@@ -217,6 +239,7 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         "warm_start": ["boolean"],
         "n_jobs": [Integral, None],
         "verbose": ["verbose"],
+        "size_factors": [None, StrOptions({"total"})],
     }
 
     def __init__(
@@ -233,6 +256,7 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         warm_start=False,
         n_jobs=None,
         verbose=0,
+        size_factors=None,
     ):
         self.n_components = n_components
         self.shared_weights = shared_weights
@@ -245,6 +269,7 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         self.warm_start = warm_start
         self.n_jobs = n_jobs
         self.verbose = verbose
+        self.size_factors = size_factors
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -259,7 +284,7 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
     # -- fitting ------------------------------------------------------------
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, *, size_factors=None):
         """Estimate the mixture parameters from counts.
 
         Parameters
@@ -271,16 +296,20 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         y : Ignored
             Not used, present for API consistency by convention.
 
+        size_factors : array-like of shape (n_samples,), default=None
+            The size factor of each sample (see the class's ``size_factors``;
+            an array given here wins over it).
+
         Returns
         -------
         self : object
             The fitted mixture.
         """
-        self._fit(X, labels=False)
+        self._fit(X, size_factors, labels=False)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit_predict(self, X, y=None):
+    def fit_predict(self, X, y=None, *, size_factors=None):
         """Estimate the mixture parameters and predict the components of X.
 
         Parameters
@@ -291,15 +320,19 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         y : Ignored
             Not used, present for API consistency by convention.
 
+        size_factors : array-like of shape (n_samples,), default=None
+            The size factor of each sample (see the class's ``size_factors``;
+            an array given here wins over it).
+
         Returns
         -------
         labels : ndarray of shape (n_samples,) or (n_samples, n_features)
             The most probable component of each sample (of each sample and
             feature when ``shared_weights=False``).
         """
-        return self._fit(X)
+        return self._fit(X, size_factors)
 
-    def _fit(self, X, labels=True):
+    def _fit(self, X, size_factors, labels=True):
         """Validate X, run the engine, set the fitted attributes and warn;
         returns the labels of X if asked for (with independent weights they
         are dense, n_samples x n_features)."""
@@ -309,6 +342,7 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
                 "Expected n_samples >= n_components but got "
                 f"n_components = {self.n_components}, n_samples = {X.shape[0]}"
             )
+        size_factors, self.size_factors_used_ = self._size_factors(X, size_factors)
         settings = FitSettings.from_params(self.get_params())
         warm = self.warm_start and hasattr(self, "converged_")
         n_init = 1 if warm else self.n_init
@@ -323,6 +357,7 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
             X,
             settings,
             random_state,
+            size_factors=size_factors,
             warm_start=self._theta() if warm else None,
             labels=labels,
         )
@@ -379,6 +414,16 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
                 stacklevel=5,
             )
 
+    def _size_factors(self, X, size_factors):
+        """The size factors of validated X (an array given to a method wins
+        over the ``size_factors`` hyperparameter), or None, and where they
+        came from."""
+        if size_factors is not None:
+            return check_size_factors(size_factors, X.shape[0]), "given"
+        if self.size_factors == "total":
+            return total_size_factors(X), "total"
+        return None, "none"
+
     # -- parameters -----------------------------------------------------------
 
     def _fitted_shared_weights(self):
@@ -399,22 +444,25 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         n_weight_groups = 1 if self._fitted_shared_weights() else n_features
         return n_weight_groups * (K - 1) + 2 * K * n_features
 
-    def _likelihood(self, X):
-        """Validate X against the fit and return its likelihood."""
+    def _likelihood(self, X, size_factors):
+        """Validate X (and its size factors) against the fit and return its
+        likelihood."""
         check_is_fitted(self)
         X = validate_counts(self, X, reset=False)
-        return MixtureLikelihood(build_count_table(X), self._fitted_shared_weights())
+        return MixtureLikelihood.of_counts(
+            X, self._fitted_shared_weights(), self._size_factors(X, size_factors)[0]
+        )
 
     # -- prediction -------------------------------------------------------------
 
-    def _cell_log_prob(self, X, responsibilities):
+    def _cell_log_prob(self, X, size_factors, responsibilities):
         """Per-sample log-likelihood (and responsibilities) of X under the
         fitted parameters."""
-        return self._likelihood(X).cell_log_prob(
+        return self._likelihood(X, size_factors).cell_log_prob(
             self._theta(), responsibilities=responsibilities
         )
 
-    def score_samples(self, X):
+    def score_samples(self, X, *, size_factors=None):
         """Log-likelihood of each sample under the fitted mixture.
 
         Parameters
@@ -422,15 +470,19 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Non-negative integer counts.
 
+        size_factors : array-like of shape (n_samples,), default=None
+            The size factor of each sample (see the class's ``size_factors``;
+            an array given here wins over it).
+
         Returns
         -------
         log_prob : ndarray of shape (n_samples,)
             Log-probability of each sample's counts (summed over features
             when ``shared_weights=False``).
         """
-        return self._cell_log_prob(X, responsibilities=False)[0]
+        return self._cell_log_prob(X, size_factors, responsibilities=False)[0]
 
-    def score(self, X, y=None):
+    def score(self, X, y=None, *, size_factors=None):
         """Mean log-likelihood per sample of X.
 
         Parameters
@@ -441,6 +493,10 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         y : Ignored
             Not used, present for API consistency by convention.
 
+        size_factors : array-like of shape (n_samples,), default=None
+            The size factor of each sample (see the class's ``size_factors``;
+            an array given here wins over it).
+
         Returns
         -------
         log_likelihood : float
@@ -448,9 +504,9 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
             :class:`~sklearn.model_selection.GridSearchCV` can select
             ``n_components``.
         """
-        return float(self.score_samples(X).mean())
+        return float(self.score_samples(X, size_factors=size_factors).mean())
 
-    def predict_proba(self, X):
+    def predict_proba(self, X, *, size_factors=None):
         """Posterior probability of each component given the counts.
 
         Parameters
@@ -458,15 +514,19 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Non-negative integer counts.
 
+        size_factors : array-like of shape (n_samples,), default=None
+            The size factor of each sample (see the class's ``size_factors``;
+            an array given here wins over it).
+
         Returns
         -------
         resp : ndarray of shape (n_samples, n_components)
             With ``shared_weights=False``, of shape (n_samples, n_features,
             n_components): each feature has a mixture of its own.
         """
-        return self._cell_log_prob(X, responsibilities=True)[1]
+        return self._cell_log_prob(X, size_factors, responsibilities=True)[1]
 
-    def predict(self, X):
+    def predict(self, X, *, size_factors=None):
         """Most probable component of each sample.
 
         Parameters
@@ -474,14 +534,18 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Non-negative integer counts.
 
+        size_factors : array-like of shape (n_samples,), default=None
+            The size factor of each sample (see the class's ``size_factors``;
+            an array given here wins over it).
+
         Returns
         -------
         labels : ndarray of shape (n_samples,)
             With ``shared_weights=False``, of shape (n_samples, n_features).
         """
-        return self.predict_proba(X).argmax(axis=-1)
+        return self.predict_proba(X, size_factors=size_factors).argmax(axis=-1)
 
-    def sample(self, n_samples=1):
+    def sample(self, n_samples=1, *, size_factors=None):
         """Draw counts from the fitted mixture.
 
         The draws come from ``random_state``, re-seeded on every call (as in
@@ -492,6 +556,10 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         ----------
         n_samples : int, default=1
             Number of samples to draw.
+
+        size_factors : array-like of shape (n_samples,), default=None
+            The size factor of each drawn sample (default 1): its counts
+            are drawn with ``b_`` scaled by it.
 
         Returns
         -------
@@ -508,12 +576,15 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
                 f"Invalid value for 'n_samples': {n_samples!r}. The sampling "
                 "requires at least one sample."
             )
+        if size_factors is not None:
+            size_factors = check_size_factors(size_factors, n_samples)
         return sample_mixture(
             _check_random_state(self.random_state),
             n_samples,
             self.weights_,
             self.alpha_,
             self.b_,
+            size_factors,
         )
 
     def bootstrap(self, X, **kwargs):
@@ -527,7 +598,7 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
             The counts the mixture was fitted on.
         **kwargs
             ``n_resamples``, ``method``, ``confidence_level``, ``ci_method``,
-            ``n_jobs``, ``random_state``, ``verbose``: see
+            ``size_factors``, ``n_jobs``, ``random_state``, ``verbose``: see
             :func:`sknbmix.bootstrap`.
 
         Returns
@@ -539,7 +610,7 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
 
         return bootstrap(self, X, **kwargs)
 
-    def _feature_log_likelihood(self, X):
+    def _feature_log_likelihood(self, X, size_factors):
         """Total log-likelihood of each feature's own mixture on X."""
         check_is_fitted(self)
         if self._fitted_shared_weights():
@@ -547,18 +618,20 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
                 "per_feature=True needs shared_weights=False: with shared "
                 "weights the features share one mixture and one likelihood."
             )
-        return self._likelihood(X).log_likelihood(self._theta())[0, 0]
+        return self._likelihood(X, size_factors).log_likelihood(self._theta())[0, 0]
 
-    def _information_criterion(self, X, per_feature, penalty_per_parameter):
+    def _information_criterion(
+        self, X, per_feature, penalty_per_parameter, size_factors
+    ):
         if per_feature:
-            log_likelihood = self._feature_log_likelihood(X)
+            log_likelihood = self._feature_log_likelihood(X, size_factors)
             n_parameters = 3 * self.alpha_.shape[0] - 1
         else:
-            log_likelihood = self.score(X) * X.shape[0]
+            log_likelihood = self.score(X, size_factors=size_factors) * X.shape[0]
             n_parameters = self._n_parameters()
         return -2 * log_likelihood + penalty_per_parameter * n_parameters
 
-    def aic(self, X, per_feature=False):
+    def aic(self, X, per_feature=False, *, size_factors=None):
         """Akaike information criterion of the model on X.
 
         Parameters
@@ -571,14 +644,18 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
             criterion of that feature's own mixture (a bimodality screen
             compares these between numbers of components).
 
+        size_factors : array-like of shape (n_samples,), default=None
+            The size factor of each sample (see the class's ``size_factors``;
+            an array given here wins over it).
+
         Returns
         -------
         aic : float or ndarray of shape (n_features,)
             ``-2 * log-likelihood + 2 * n_parameters``; lower is better.
         """
-        return self._information_criterion(X, per_feature, 2.0)
+        return self._information_criterion(X, per_feature, 2.0, size_factors)
 
-    def bic(self, X, per_feature=False):
+    def bic(self, X, per_feature=False, *, size_factors=None):
         """Bayesian information criterion of the model on X.
 
         Parameters
@@ -589,6 +666,10 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         per_feature : bool, default=False
             With ``shared_weights=False``, return one value per feature: the
             criterion of that feature's own mixture.
+
+        size_factors : array-like of shape (n_samples,), default=None
+            The size factor of each sample (see the class's ``size_factors``;
+            an array given here wins over it).
 
         Returns
         -------
@@ -609,7 +690,9 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         >>> (one.bic(X, per_feature=True) - two.bic(X, per_feature=True)).round(1)
         array([ 79.8,  -6.3,   8.1, -14.1])
         """
-        return self._information_criterion(X, per_feature, np.log(X.shape[0]))
+        return self._information_criterion(
+            X, per_feature, np.log(X.shape[0]), size_factors
+        )
 
 
 def _check_random_state(seed):

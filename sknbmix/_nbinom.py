@@ -23,6 +23,10 @@ ALPHA_MIN = 1e-8
 #: otherwise get ``b = 0`` and ``log b = -inf``.
 MEAN_MIN = 1e-12
 
+#: The box every solver keeps ``log alpha`` and ``log b`` in.
+LOG_ALPHA_BOUNDS = (float(np.log(ALPHA_MIN)), float(np.log(ALPHA_MAX)))
+LOG_B_BOUNDS = (float(np.log(MEAN_MIN / ALPHA_MAX)) - 1.0, 50.0)
+
 
 def at_poisson_limit(alpha):
     """Whether ``alpha`` is at its cap :data:`ALPHA_MAX` (to the rounding of

@@ -459,6 +459,7 @@ def test_clone_get_set_params(singer):
         "warm_start",
         "n_jobs",
         "verbose",
+        "size_factors",
     }
     est.fit(singer)
     copy = clone(est)
