@@ -618,16 +618,18 @@ def _lagrange(t, nodes, barycentric, out):
 
 @njit(cache=True, error_model="numpy")
 def _scaled_objective(
-    values, mass, node_t, node_w, node_v, first, tangent, log_alpha, log_b
+    values, mass, node_t, node_w, node_v, first, count, log_alpha, log_b
 ):
     """The M step's objective of one component and feature with size
     factors, up to a constant: ``sum_x m_x [lgamma(x + alpha) -
-    lgamma(alpha)] + first log b - sum_j (alpha w_j + v_j) log1p(s_j b) -
-    tangent b``.
+    lgamma(alpha)] + first log b - sum_j (alpha w_j + v_j) log1p(s_j b)``,
+    less a quadratic model of the count terms.
 
-    ``node_t`` holds log size factors with mass ``node_w`` (and count mass
-    ``node_v``); ``tangent`` is the slope in ``b`` of a part of the count
-    terms, linearised (see :func:`scaled_cell_step`).
+    ``node_t`` holds log size factors with mass ``node_w`` and count mass
+    ``node_v``. ``count = (log b0, slope, curvature, kappa)`` models the
+    count terms that the nodes leave out, ``sum_i r_i x_i log1p(s_i b)``
+    (see :func:`scaled_cell_step`), as ``slope d + kappa curvature d**2 /
+    2`` in ``d = log b - log b0``; zeros where the nodes hold them all.
     """
     alpha = math.exp(log_alpha)
     log_gamma_alpha = math.lgamma(alpha)
@@ -637,17 +639,18 @@ def _scaled_objective(
             total += mass[e] * _log_rising_factorial(values[e], alpha, log_gamma_alpha)
     for j in range(node_t.size):
         total -= (alpha * node_w[j] + node_v[j]) * _softplus(node_t[j] + log_b)
-    return total + first * log_b - tangent * math.exp(log_b)
+    log_b0, slope, curvature, kappa = count
+    d = log_b - log_b0
+    return total + first * log_b - d * (slope + 0.5 * kappa * curvature * d)
 
 
 @njit(cache=True, error_model="numpy")
 def _scaled_derivatives(
-    values, mass, node_t, node_w, node_v, first, tangent, log_alpha, log_b, grid
+    values, mass, node_t, node_w, node_v, first, count, log_alpha, log_b, grid
 ):
     """Gradient and Hessian of :func:`_scaled_objective` in ``(log alpha,
     log b)``: ``(g_a, g_b, h_aa, h_ab, h_bb)``."""
     alpha = math.exp(log_alpha)
-    b = math.exp(log_b)
     # The digamma sum and alpha times its slope (no profile term: total 0).
     digamma_sum, digamma_slope = _alpha_score(values, mass, 0.0, 1.0, log_alpha, grid)
     w_soft, w_sig, w_curve, v_sig, v_curve = 0.0, 0.0, 0.0, 0.0, 0.0
@@ -659,54 +662,77 @@ def _scaled_derivatives(
         w_curve += node_w[j] * sig * (1.0 - sig)
         v_sig += node_v[j] * sig
         v_curve += node_v[j] * sig * (1.0 - sig)
+    log_b0, slope, curvature, kappa = count
     g_a = alpha * (digamma_sum - w_soft)
-    g_b = first - alpha * w_sig - v_sig - tangent * b
+    g_b = first - alpha * w_sig - v_sig - slope - kappa * curvature * (log_b - log_b0)
     return (
         g_a,
         g_b,
         g_a + alpha * digamma_slope,
         -alpha * w_sig,
-        -alpha * w_curve - v_curve - tangent * b,
+        -alpha * w_curve - v_curve - kappa * curvature,
     )
 
 
 @njit(cache=True, error_model="numpy")
 def _scaled_m_step_feature(
-    values, mass, node_t, node_w, node_v, first, tangent, log_alpha, log_b, max_iter
+    values, mass, node_t, node_w, node_v, first, count, log_alpha, log_b, max_iter
 ):
     """``(log alpha, log b)`` of one component and feature with size factors:
     up to ``max_iter`` Newton steps on :func:`_scaled_objective` from the
-    current parameters, each at most two e-folds and halved until the
-    objective does not fall (so that the EM step never lowers it: a
-    generalised EM). Where the Hessian is not negative definite a
-    coordinate moves by its gradient over its curvature, or one e-fold
-    uphill where that curvature is not negative."""
+    current parameters. One step is taken as it is (like the M step without
+    size factors, it need not be a maximum; the EM driver redoes the rare
+    step that lowers the likelihood, with more steps); more are each halved
+    until the objective does not fall, which makes them an ascent.
+
+    The steps are taken in ``log alpha`` and ``log mean``: towards the
+    Poisson limit the objective depends on the mean alone, so there a step
+    capped in ``log alpha`` (at most two e-folds, or by alpha's bound) must
+    not cap the step in the mean. Where the Hessian is not negative definite
+    each coordinate moves by its gradient over its curvature, or one e-fold
+    uphill where that curvature is not negative. With a count model of
+    ``kappa > 1`` (a bound, see :func:`scaled_cell_step`) ``log b`` stays
+    within ``log kappa`` of ``log b0``, where the bound holds.
+    """
     grid = values[values.size - 1] <= _GRID_RATIO * values.size
-    current = _scaled_objective(
-        values, mass, node_t, node_w, node_v, first, tangent, log_alpha, log_b
+    log_b0, kappa = count[0], count[3]
+    reach = math.log(kappa) if kappa > 1.0 else np.inf
+    checked = max_iter > 1
+    current = (
+        _scaled_objective(
+            values, mass, node_t, node_w, node_v, first, count, log_alpha, log_b
+        )
+        if checked
+        else 0.0
     )
     for _ in range(max_iter):
         g_a, g_b, h_aa, h_ab, h_bb = _scaled_derivatives(
-            values, mass, node_t, node_w, node_v, first, tangent, log_alpha, log_b, grid
+            values, mass, node_t, node_w, node_v, first, count, log_alpha, log_b, grid
         )
+        # To (log alpha, log mean): log b = log mean - log alpha.
+        g_a, h_aa, h_ab = g_a - g_b, h_aa - 2.0 * h_ab + h_bb, h_ab - h_bb
         det = h_aa * h_bb - h_ab * h_ab
         if h_aa < 0.0 and det > 0.0:
             step_a = (h_ab * g_b - h_bb * g_a) / det
-            step_b = (h_ab * g_a - h_aa * g_b) / det
+            step_m = (h_ab * g_a - h_aa * g_b) / det
         else:
             step_a = -g_a / h_aa if h_aa < 0.0 else float(np.sign(g_a))
-            step_b = -g_b / h_bb if h_bb < 0.0 else float(np.sign(g_b))
+            step_m = -g_b / h_bb if h_bb < 0.0 else float(np.sign(g_b))
         step_a = min(max(step_a, -_SCALED_STEP), _SCALED_STEP)
-        step_b = min(max(step_b, -_SCALED_STEP), _SCALED_STEP)
+        step_m = min(max(step_m, -_SCALED_STEP), _SCALED_STEP)
+        log_mean = log_alpha + log_b
         length = 1.0
         moved = False
         for _ in range(40):
-            new_a = min(
-                max(log_alpha + length * step_a, _LOG_ALPHA_MIN), _LOG_ALPHA_MAX
-            )
-            new_b = min(max(log_b + length * step_b, _LOG_B_MIN), _LOG_B_MAX)
+            new_a = log_alpha + length * step_a
+            new_a = min(max(new_a, _LOG_ALPHA_MIN), _LOG_ALPHA_MAX)
+            new_b = log_mean + length * step_m - new_a
+            new_b = min(max(new_b, log_b0 - reach, _LOG_B_MIN), log_b0 + reach)
+            new_b = min(new_b, _LOG_B_MAX)
+            if not checked:
+                return new_a, new_b
             value = _scaled_objective(
-                values, mass, node_t, node_w, node_v, first, tangent, new_a, new_b
+                values, mass, node_t, node_w, node_v, first, count, new_a, new_b
             )
             if value >= current:
                 moved = True
@@ -723,7 +749,7 @@ def _scaled_m_step_feature(
 
 @njit(cache=True, error_model="numpy")
 def _scaled_update(
-    values, mass, node_t, node_w, node_v, tangent, log_alpha, log_b, newton_steps, mode
+    values, mass, node_t, node_w, node_v, count, log_alpha, log_b, newton_steps, mode
 ):
     """:func:`_update` with size factors: the M step's ``(log alpha, log b)``
     of one component and feature, or the gradient in them."""
@@ -733,7 +759,7 @@ def _scaled_update(
     if mode == GRADIENT:
         grid = values[values.size - 1] <= _GRID_RATIO * values.size
         return _scaled_derivatives(
-            values, mass, node_t, node_w, node_v, first, tangent, log_alpha, log_b, grid
+            values, mass, node_t, node_w, node_v, first, count, log_alpha, log_b, grid
         )[:2]
     return _scaled_m_step_feature(
         values,
@@ -742,7 +768,7 @@ def _scaled_update(
         node_w,
         node_v,
         first,
-        tangent,
+        count,
         log_alpha,
         log_b,
         newton_steps,
@@ -821,7 +847,7 @@ def scaled_table_step(
                     entry_log_scale[low:high],
                     mass[k, low:high],
                     count_mass[low:high],
-                    0.0,
+                    (log_b[s, k, f], 0.0, 0.0, 1.0),
                     log_alpha[s, k, f],
                     log_b[s, k, f],
                     newton_steps,
@@ -883,13 +909,14 @@ def _scaled_cell_e_step(
     ``work`` holds the scratch and the statistics: ``entry`` and ``mass``
     (entries by components), ``totals`` (components), ``node_mass``
     (components by nodes: each sample's responsibilities spread over the
-    nodes by its Lagrange weights) and ``tangent`` (features by components:
-    ``sum_i r_ik x_ig s_i / (1 + s_i b_kg)``, the slope in ``b`` of the
-    count terms ``-x log1p(s b)``). With non-empty ``cell_log_prob`` and
-    ``cell_resp`` each sample's log-likelihood and responsibilities go there
-    too.
+    nodes by its Lagrange weights), and ``slope`` and ``curvature``
+    (features by components: ``sum_i r_ik x_ig p_ikg`` and ``sum_i r_ik x_ig
+    p_ikg (1 - p_ikg)``, ``p = s b / (1 + s b)``, the first two derivatives
+    in ``log b`` of the count terms ``x log1p(s b)``). With non-empty
+    ``cell_log_prob`` and ``cell_resp`` each sample's log-likelihood and
+    responsibilities go there too.
     """
-    entry, mass, totals, node_mass, tangent = work
+    entry, mass, totals, node_mass, slope, curvature = work
     n_components, n_features = log_alpha.shape
     n_entries = values.size
     n_samples = indptr.size - 1
@@ -916,7 +943,8 @@ def _scaled_cell_e_step(
     mass[:] = 0.0
     totals[:] = mass_floor
     node_mass[:] = 0.0
-    tangent[:] = 0.0
+    slope[:] = 0.0
+    curvature[:] = 0.0
     keep = cell_log_prob.size > 0
     for n in range(n_samples):
         t = cell_log_scale[n]
@@ -968,7 +996,9 @@ def _scaled_cell_e_step(
             f = feature[e]
             for k in range(n_components):
                 mass[e, k] += joint[k]
-                tangent[f, k] += joint[k] * x * s / (1.0 + s * b[f, k])
+                p_scaled = s * b[f, k] / (1.0 + s * b[f, k])
+                slope[f, k] += joint[k] * x * p_scaled
+                curvature[f, k] += joint[k] * x * p_scaled * (1.0 - p_scaled)
     return total_log
 
 
@@ -989,16 +1019,26 @@ def scaled_cell_step(
     newton_steps,
     mode,
     mass_floor,
+    count_bound,
 ):
     """:func:`cell_step` with a size factor per sample (``cell_log_scale``,
     its log), interpolated between the Chebyshev nodes ``node_t`` with
     barycentric weights ``barycentric``.
 
-    The M step maximises a minorant of EM's objective: the count terms
-    ``-x log1p(s b)``, convex in ``b``, are replaced by their tangent at the
-    current ``b`` (so only its slope, summed per sample, is needed); the
-    rest is exact. Its gradient at the current parameters is the
-    log-likelihood's (Fisher's identity)."""
+    In EM's objective the count terms ``-sum_i r_i x_i log1p(s_i b)`` of a
+    component and feature run over its samples with non-zero counts, each
+    with its own size factor, and would need a pass over them for every
+    trial ``b``. The M step takes them as a quadratic in ``d = log b - log
+    b0`` from their first two derivatives at the current ``b0``, summed in
+    the E step, with the curvature times ``count_bound``. With 1 that is
+    Newton's model of them (EM's rate of convergence; a step may lower the
+    likelihood, and the EM driver then redoes it exactly). With ``kappa =
+    count_bound > 1`` and ``|d| <= log kappa`` it is a bound: the curvature
+    of ``log1p(s e**u)`` in ``u`` is ``1 / (4 cosh(z / 2)**2)``, ``z = u +
+    log s``, which changes by at most ``e**|d|`` over a step ``d``; so the M
+    step maximises a minorant, and cannot lower the likelihood. The rest is
+    exact. The gradient at the current parameters is the log-likelihood's
+    (Fisher's identity)."""
     n_starts, n_components, n_features = log_alpha.shape
     n_entries = values.size
     n_nodes = node_t.size
@@ -1012,6 +1052,7 @@ def scaled_cell_step(
         np.empty((n_entries, n_components)),
         np.empty(n_components),
         np.empty((n_components, n_nodes)),
+        np.empty((n_features, n_components)),
         np.empty((n_features, n_components)),
     )
     no_count_mass = np.zeros(n_nodes)
@@ -1037,7 +1078,7 @@ def scaled_cell_step(
         )
         if mode == LOG_LIKELIHOOD:
             continue
-        _, mass, totals, node_mass, tangent = work
+        _, mass, totals, node_mass, slope, curvature = work
         by_component = np.ascontiguousarray(mass.T)
         for k in range(n_components):
             for f in range(n_features):
@@ -1048,7 +1089,7 @@ def scaled_cell_step(
                     node_t,
                     node_mass[k],
                     no_count_mass,
-                    tangent[f, k],
+                    (log_b[s, k, f], slope[f, k], curvature[f, k], count_bound),
                     log_alpha[s, k, f],
                     log_b[s, k, f],
                     newton_steps,
@@ -1085,6 +1126,7 @@ def scaled_cell_log_prob(
         np.empty((n_entries, n_components)),
         np.empty(n_components),
         np.empty((n_components, node_t.size)),
+        np.empty((n_features, n_components)),
         np.empty((n_features, n_components)),
     )
     cell_log_prob = np.empty(n_samples)

@@ -16,6 +16,7 @@ several independent maximisations share a batch is not its business (see
 # SPDX-License-Identifier: BSD-3-Clause
 
 import copy
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -146,6 +147,9 @@ class MixtureLikelihood:
         self.nodes = (
             None if sample_log_scale is None else size_factor_nodes(sample_log_scale)
         )
+        # Newton's model of the count terms with size factors (see
+        # sknbmix._kernels.scaled_cell_step); exact() bounds them instead.
+        self.count_bound = 1.0
 
     @classmethod
     def of_counts(cls, X, shared_weights, size_factors=None):
@@ -179,6 +183,7 @@ class MixtureLikelihood:
         exact = copy.copy(self)
         # Each Newton step moves at most one e-fold: these cross alpha's range.
         exact.newton_steps = 50
+        exact.count_bound = math.e
         return exact
 
     # -- the compiled loops ----------------------------------------------------
@@ -202,6 +207,7 @@ class MixtureLikelihood:
                 self.newton_steps,
                 mode,
                 MASS_FLOOR,
+                self.count_bound,
             )
         if table.entry_log_scale is not None:
             return _kernels.scaled_table_step(
