@@ -44,6 +44,11 @@ _LOG_ALPHA_MIN, _LOG_ALPHA_MAX = math.log(ALPHA_MIN), math.log(ALPHA_MAX)
 _LOG_B_MIN, _LOG_B_MAX = LOG_B_BOUNDS
 # The largest Newton step of the M step with size factors, in e-folds.
 _SCALED_STEP = 2.0
+# The E step with size factors multiplies the (1 + s b)**x of counts up to
+# this, and takes the log of the products before they could pass e**600
+# (see _add_count_terms).
+_PRODUCT_COUNT = 8.0
+_PRODUCT_LOG_LIMIT = 600.0
 # Sums over the integer grid replace digamma while a feature has at most this
 # many grid points per distinct count: a point costs a division, a distinct
 # count two digamma evaluations.
@@ -885,6 +890,103 @@ def scaled_entry_log_prob(
 
 
 @njit(cache=True, error_model="numpy")
+def repeated_counts(indptr, indices, values):
+    """Each sample's entries of counts above 1, as CSR ``(indptr,
+    indices)`` (the second pass of :func:`_add_count_terms`), and each
+    sample's total count."""
+    n_samples = indptr.size - 1
+    out_indptr = np.zeros(n_samples + 1, dtype=np.int64)
+    totals = np.zeros(n_samples)
+    for n in range(n_samples):
+        found = 0
+        for p in range(indptr[n], indptr[n + 1]):
+            totals[n] += values[indices[p]]
+            if values[indices[p]] > 1.0:
+                found += 1
+        out_indptr[n + 1] = out_indptr[n] + found
+    out_indices = np.empty(out_indptr[n_samples], dtype=indices.dtype)
+    q = 0
+    for n in range(n_samples):
+        for p in range(indptr[n], indptr[n + 1]):
+            if values[indices[p]] > 1.0:
+                out_indices[q] = indices[p]
+                q += 1
+    return out_indptr, out_indices, totals
+
+
+@njit(cache=True, error_model="numpy")
+def _add_count_terms(
+    values,
+    feature,
+    indices,
+    low,
+    high,
+    repeated,
+    repeated_low,
+    repeated_high,
+    entry,
+    b,
+    s,
+    budget,
+    product,
+    joint,
+):
+    """Add to ``joint`` the terms of one sample's non-zero counts (entries
+    ``indices[low:high]``) that depend on the component: ``entry[e, k] - x
+    log1p(s b[f, k])``.
+
+    ``sum x log1p(s b)`` is taken as the log of a product of the factors
+    ``1 + s b``: one log per component and a few dozen counts instead of
+    one per count, the cost of the E step with size factors. A first pass
+    takes one factor of every count, branch-free; a second, over the
+    sample's counts above 1 (``repeated[repeated_low:repeated_high]``),
+    the other ``x - 1`` (a count above ``_PRODUCT_COUNT`` takes its log1p
+    directly). A factor rounds ``s b`` to the ulp of ``1 + s b``, which
+    moves the log by at most 1.1e-16 in absolute terms, as the rounding of
+    a log1p would. The products are folded into ``joint`` before
+    ``budget`` factors (as many as the largest factor can take before they
+    could overflow) have gone in.
+    """
+    n_components = joint.size
+    chunk = max(int(budget), 1)
+    for first in range(low, high, chunk):
+        product[:] = 1.0
+        for p in range(first, min(first + chunk, high)):
+            e = indices[p]
+            f = feature[e]
+            for k in range(n_components):
+                joint[k] += entry[e, k]
+                product[k] *= 1.0 + s * b[f, k]
+        for k in range(n_components):
+            joint[k] -= math.log(product[k])
+    product[:] = 1.0
+    used = 0.0
+    for p in range(repeated_low, repeated_high):
+        e = repeated[p]
+        x = values[e]
+        f = feature[e]
+        if x > _PRODUCT_COUNT or x - 1.0 > budget:
+            for k in range(n_components):
+                joint[k] -= (x - 1.0) * math.log1p(s * b[f, k])
+            continue
+        if used + x - 1.0 > budget:
+            for k in range(n_components):
+                joint[k] -= math.log(product[k])
+            product[:] = 1.0
+            used = 0.0
+        used += x - 1.0
+        extra = int(x) - 1
+        for k in range(n_components):
+            factor = 1.0 + s * b[f, k]
+            power = factor
+            for _ in range(extra - 1):
+                power *= factor
+            product[k] *= power
+    for k in range(n_components):
+        joint[k] -= math.log(product[k])
+
+
+@njit(cache=True, error_model="numpy")
 def _scaled_cell_e_step(
     values,
     log_factorial,
@@ -892,6 +994,7 @@ def _scaled_cell_e_step(
     starts,
     indptr,
     indices,
+    repeated,
     cell_log_scale,
     node_t,
     barycentric,
@@ -905,6 +1008,8 @@ def _scaled_cell_e_step(
     cell_resp,
 ):
     """:func:`_cell_e_step` with size factors, for one start.
+
+    ``repeated`` is what :func:`repeated_counts` returns for the indicator.
 
     ``work`` holds the scratch and the statistics: ``entry`` and ``mass``
     (entries by components), ``totals`` (components), ``node_mass``
@@ -939,6 +1044,8 @@ def _scaled_cell_e_step(
                 )
     lagrange = np.empty(n_nodes)
     joint = np.empty(n_components)
+    product = np.empty(n_components)
+    largest_b = b.max()
     total_log = 0.0
     mass[:] = 0.0
     totals[:] = mass_floor
@@ -961,13 +1068,23 @@ def _scaled_cell_e_step(
                     z += lagrange[j] * node_value[j, k]
                 joint[k] -= z
             s = math.exp(t)
-            for p in range(indptr[n], indptr[n + 1]):
-                e = indices[p]
-                x = values[e]
-                f = feature[e]
-                count_total += x
-                for k in range(n_components):
-                    joint[k] += entry[e, k] - x * math.log1p(s * b[f, k])
+            _add_count_terms(
+                values,
+                feature,
+                indices,
+                indptr[n],
+                indptr[n + 1],
+                repeated[1],
+                repeated[0][n],
+                repeated[0][n + 1],
+                entry,
+                b,
+                s,
+                _PRODUCT_LOG_LIMIT / math.log1p(s * largest_b),
+                product,
+                joint,
+            )
+            count_total = repeated[2][n]
         top = joint.max()
         norm = 0.0
         for k in range(n_components):
@@ -996,9 +1113,11 @@ def _scaled_cell_e_step(
             f = feature[e]
             for k in range(n_components):
                 mass[e, k] += joint[k]
-                p_scaled = s * b[f, k] / (1.0 + s * b[f, k])
-                slope[f, k] += joint[k] * x * p_scaled
-                curvature[f, k] += joint[k] * x * p_scaled * (1.0 - p_scaled)
+                scaled_b = s * b[f, k]
+                p_scaled = scaled_b / (1.0 + scaled_b)
+                weighted = joint[k] * x * p_scaled
+                slope[f, k] += weighted
+                curvature[f, k] += weighted * (1.0 - p_scaled)
     return total_log
 
 
@@ -1010,6 +1129,7 @@ def scaled_cell_step(
     starts,
     indptr,
     indices,
+    repeated,
     cell_log_scale,
     node_t,
     barycentric,
@@ -1064,6 +1184,7 @@ def scaled_cell_step(
             starts,
             indptr,
             indices,
+            repeated,
             cell_log_scale,
             node_t,
             barycentric,
@@ -1107,6 +1228,7 @@ def scaled_cell_log_prob(
     starts,
     indptr,
     indices,
+    repeated,
     cell_log_scale,
     node_t,
     barycentric,
@@ -1138,6 +1260,7 @@ def scaled_cell_log_prob(
         starts,
         indptr,
         indices,
+        repeated,
         cell_log_scale,
         node_t,
         barycentric,

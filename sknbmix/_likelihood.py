@@ -144,9 +144,13 @@ class MixtureLikelihood:
         # per distinct count) is far cheaper than one row per sample.
         self.per_cell = shared_weights and table.n_features > 1
         self.sample_log_scale = sample_log_scale
-        self.nodes = (
-            None if sample_log_scale is None else size_factor_nodes(sample_log_scale)
-        )
+        self.nodes = self.repeated = None
+        if sample_log_scale is not None:
+            self.nodes = size_factor_nodes(sample_log_scale)
+            indicator = table.indicator
+            self.repeated = _kernels.repeated_counts(
+                indicator.indptr, indicator.indices, table.values
+            )
         # Newton's model of the count terms with size factors (see
         # sknbmix._kernels.scaled_cell_step); exact() bounds them instead.
         self.count_bound = 1.0
@@ -201,6 +205,7 @@ class MixtureLikelihood:
                 table.starts,
                 indicator.indptr,
                 indicator.indices,
+                self.repeated,
                 self.sample_log_scale,
                 *self.nodes,
                 *contiguous(theta),
@@ -423,6 +428,7 @@ class MixtureLikelihood:
                 table.starts,
                 indicator.indptr,
                 indicator.indices,
+                self.repeated,
                 self.sample_log_scale,
                 *self.nodes,
                 *contiguous((theta.log_weights[0, :, 0], *(x[0] for x in theta[1:]))),
