@@ -18,8 +18,11 @@ Commands (``sknbmix COMMAND --help`` shows each one's options and examples):
     the four genes; ``--quick`` takes a tenth) and figures.
 
 Count files are read by :func:`sknbmix.io.read_counts`: delimited text with a
-header row, 10x Matrix Market folders and ``.h5ad`` files. Errors are one line
-on stderr (``sknbmix COMMAND: error: ...``) and exit status 2.
+header row, 10x Matrix Market folders and ``.h5ad`` files. ``--size-factors``
+gives fit, bootstrap, select and predict a size factor per cell (``total``,
+a file read by :func:`sknbmix.io.read_size_factors`, or ``obs:COLUMN`` of an
+``.h5ad`` file). Errors are one line on stderr (``sknbmix COMMAND: error:
+...``) and exit status 2.
 """
 
 # SPDX-License-Identifier: BSD-3-Clause
@@ -40,10 +43,11 @@ from pathlib import Path
 import numpy as np
 
 from sknbmix._bootstrap import CI_METHODS, bootstrap
+from sknbmix._data import total_size_factors
 from sknbmix._mixture import NegBinomMixture
 from sknbmix._selection import compare_n_components
 from sknbmix.datasets import load_singer
-from sknbmix.io import load_model, read_counts, save_model
+from sknbmix.io import load_model, read_counts, read_size_factors, save_model
 
 _PLOT_HINT = "figures need matplotlib: pip install 'sknbmix[plot]'"
 # ECDF panels per figure: beyond this, --columns must pick the genes.
@@ -255,27 +259,90 @@ def _describe_input(X, feature_names, path, out):
     )
 
 
+def _size_factors(args, X, samples):
+    """What --size-factors asks for: ``(how, values)``, ``how`` one of None
+    (not given), "none", "total" (the model computes them: values for the
+    description only) or "given" (values read from a file)."""
+    source = args.size_factors
+    if source is None or source == "none":
+        return source, None
+    if source == "total":
+        if X.shape[1] == 1:
+            raise ValueError(
+                "--size-factors total with one gene would divide each count by "
+                "itself: give size factors computed from all genes with "
+                "--size-factors FILE (or obs:COLUMN for .h5ad)."
+            )
+        return "total", total_size_factors(X)
+    if source.startswith("obs:"):
+        if not args.counts.lower().endswith(".h5ad"):
+            raise ValueError(
+                f"--size-factors {source} reads an .obs column of an .h5ad "
+                f"file; {Path(args.counts).name} is not one (give a FILE of "
+                "size factors instead)."
+            )
+        where = f"the .obs column {source[4:]!r} of {Path(args.counts).name}"
+        values = read_size_factors(args.counts, column=source[4:])
+    else:
+        where = Path(source).name
+        values = read_size_factors(source, sample_names=samples)
+    if values.shape[0] != X.shape[0]:
+        raise ValueError(
+            f"{where} has {values.shape[0]} size factors but "
+            f"{Path(args.counts).name} has {X.shape[0]} cells: give one per cell."
+        )
+    return "given", values
+
+
+def _describe_size_factors(how, values, out):
+    if how not in ("total", "given"):
+        return
+    kind = "total counts over their mean" if how == "total" else "given"
+    positive = values[values > 0]
+    line = f"size factors: {kind}, {positive.min():.4g} to {positive.max():.4g}"
+    line += f" (median {np.median(positive):.4g})"
+    if positive.size < values.size:
+        empty = values.size - positive.size
+        line += f"; {empty} cell{'s' if empty != 1 else ''} without counts"
+    print(line, file=out)
+
+
 def _read_and_fit(args, out):
-    """Read COUNTS, describe them and fit the model the options ask for."""
-    X, feature_names, _ = _read(args)
+    """Read COUNTS and the size factors, describe them and fit the model the
+    options ask for; returns the size factors to give to the model's methods
+    (None when it has none, or computes them: --size-factors total)."""
+    X, feature_names, samples = _read(args)
     _describe_input(X, feature_names, args.counts, out)
+    how, values = _size_factors(args, X, samples)
+    _describe_size_factors(how, values, out)
+    given = values if how == "given" else None
     model = NegBinomMixture(
         n_components=args.n_components,
         shared_weights=not args.independent,
         solver=args.solver,
-    ).fit(X)
-    return X, feature_names, model
+        size_factors="total" if how == "total" else None,
+    ).fit(X, size_factors=given)
+    return X, feature_names, model, given
 
 
 def _fit_command(args, out):
-    X, feature_names, model = _read_and_fit(args, out)
+    if args.plot and args.size_factors not in (None, "none"):
+        raise ValueError(
+            "--plot draws the model for cells without size factors: it cannot "
+            "show a fit with --size-factors yet."
+        )
+    X, feature_names, model, given = _read_and_fit(args, out)
     print(_parameter_table(model, feature_names), file=out)
+    log_likelihood = model.score(X, size_factors=given) * X.shape[0]
     print(
-        f"log-likelihood {model.score(X) * X.shape[0]:.6f}, BIC {model.bic(X):.6f}, "
-        f"AIC {model.aic(X):.6f}, converged {model.converged_}, "
+        f"log-likelihood {log_likelihood:.6f}, "
+        f"BIC {model.bic(X, size_factors=given):.6f}, "
+        f"AIC {model.aic(X, size_factors=given):.6f}, converged {model.converged_}, "
         f"{model.n_iter_} iterations",
         file=out,
     )
+    if model.size_factors_used_ != "none":
+        print("(b and mean are per unit of size factor)", file=out)
     if args.out:
         save_model(_named(model, feature_names), args.out)
         print(f"model written to {args.out}", file=out)
@@ -285,12 +352,13 @@ def _fit_command(args, out):
 
 
 def _bootstrap_command(args, out):
-    X, feature_names, model = _read_and_fit(args, out)
+    X, feature_names, model, given = _read_and_fit(args, out)
     began = time.perf_counter()
     try:
         result = bootstrap(
             model,
             X,
+            size_factors=given,
             n_resamples=args.n_resamples,
             method=args.method,
             confidence_level=args.confidence_level,
@@ -321,16 +389,24 @@ def _bootstrap_command(args, out):
 
 
 def _select_command(args, out):
-    X, feature_names, _ = _read(args)
-    _describe_input(X, feature_names, args.counts, out)
     if args.cv == 1 or args.cv < 0:
         raise ValueError(f"--cv must be 0 (none) or at least 2 folds, got {args.cv}.")
+    X, feature_names, samples = _read(args)
+    _describe_input(X, feature_names, args.counts, out)
+    how, values = _size_factors(args, X, samples)
+    _describe_size_factors(how, values, out)
+    # With "total", each fit and score (each fold's too) computes the size
+    # factors of the cells it is given, as a model saved by fit does.
     comparison = compare_n_components(
         X,
         args.n_components,
-        estimator=NegBinomMixture(shared_weights=not args.independent),
+        estimator=NegBinomMixture(
+            shared_weights=not args.independent,
+            size_factors="total" if how == "total" else None,
+        ),
         cv=args.cv or None,
         n_jobs=args.n_jobs,
+        size_factors=values if how == "given" else None,
     )
     print(_selection_table(comparison), file=out)
     if args.plot:
@@ -358,7 +434,9 @@ def _predict_command(args, out):
         # The genes are matched by name above; the array below has no names,
         # so the model drops its own (see _named).
         del model.feature_names_in_
-    proba = model.predict_proba(X)
+    proba = model.predict_proba(
+        X, size_factors=_predict_size_factors(args, model, X, samples)
+    )
     labels = proba.argmax(axis=-1)
     if samples is None:
         samples = [str(i) for i in range(X.shape[0])]
@@ -395,6 +473,32 @@ def _predict_command(args, out):
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(fields)
         writer.writerows(rows)
+
+
+def _predict_size_factors(args, model, X, samples):
+    """The size factors of the cells to predict: those of --size-factors,
+    else as the model was fitted (a model fitted with total computes them
+    from the new cells; one fitted with given size factors needs new ones).
+    Sets the model's ``size_factors`` for --size-factors total or none."""
+    how, values = _size_factors(args, X, samples)
+    fitted_with = getattr(model, "size_factors_used_", "none")
+    if how is None and fitted_with == "given":
+        raise ValueError(
+            f"{Path(args.model).name} was fitted with size factors given per "
+            "cell: give those of these cells with --size-factors FILE, "
+            "obs:COLUMN or total (or none, for 1 each)."
+        )
+    if how not in (None, "none") and fitted_with == "none":
+        warnings.warn(
+            f"{Path(args.model).name} was fitted without size factors (1 for "
+            "every cell); the cells are assigned with those of --size-factors, "
+            "as asked.",
+            UserWarning,
+            stacklevel=2,
+        )
+    if how in ("none", "total"):
+        model.size_factors = None if how == "none" else "total"
+    return values if how == "given" else None
 
 
 def demo(out=sys.stdout, quick=False, figures="sknbmix-demo-figures"):
@@ -528,7 +632,7 @@ def _n_jobs(text):
     return value
 
 
-def _input_options(columns_default="all"):
+def _input_options(columns_default="all", size_factors_default="none"):
     """COUNTS and the options that say what to read from it (a new parser
     each time: parents share their actions)."""
     parser = argparse.ArgumentParser(add_help=False)
@@ -557,6 +661,17 @@ def _input_options(columns_default="all"):
         action="store_true",
         help="text tables only: the file has one row per gene (its name "
         "first) and one column per cell, as many GEO tables do",
+    )
+    parser.add_argument(
+        "--size-factors",
+        metavar="SOURCE",
+        help="a size factor per cell (sequencing depth, capture efficiency), "
+        "which scales its counts in every component: 'total' (each cell's "
+        "total count over the genes used, over the mean total), a FILE with "
+        "one positive number per cell in the order of COUNTS (one column, "
+        "optional header; or cell names and numbers, matched by name), "
+        "'obs:COLUMN' (.h5ad: a column of .obs), or 'none' "
+        f"(default: {size_factors_default})",
     )
     return parser
 
@@ -626,7 +741,9 @@ def _build_parser():
   sknbmix fit counts.csv -k 2 --columns Rex1
   sknbmix fit counts.csv -k 2 --out model.json --plot ecdf.png
   sknbmix fit filtered_feature_bc_matrix/matrix.mtx.gz -k 3 --columns Nanog,Rex1
-  sknbmix fit cells.h5ad --layer counts -k 2 --independent""",
+  sknbmix fit cells.h5ad --layer counts -k 2 --independent
+  sknbmix fit cells.h5ad --layer counts -k 3 --size-factors total --out m.json
+  sknbmix fit counts.csv -k 2 --columns Rex1 --size-factors depth.csv""",
     )
     fit.add_argument(
         "--out", metavar="FILE", help="save the fitted model as JSON (for predict)"
@@ -649,7 +766,8 @@ def _build_parser():
         epilog="""examples:
   sknbmix bootstrap counts.csv -k 2 --columns Rex1 --n-resamples 10000 --seed 0
   sknbmix bootstrap counts.csv -k 2 --method nonparametric --out ci.csv
-  sknbmix bootstrap counts.csv -k 2 --columns Rex1 --plot corner.png""",
+  sknbmix bootstrap counts.csv -k 2 --columns Rex1 --plot corner.png
+  sknbmix bootstrap cells.h5ad -k 2 --columns Rex1 --size-factors obs:size_factor""",
     )
     boot.add_argument(
         "--n-resamples",
@@ -722,7 +840,8 @@ def _build_parser():
         epilog="""examples:
   sknbmix select counts.csv -k 1-6 --columns Rex1
   sknbmix select counts.csv -k 1,2,4 --cv 10 --plot bic.png
-  sknbmix select counts.csv -k 1-3 --independent --cv 0""",
+  sknbmix select counts.csv -k 1-3 --independent --cv 0
+  sknbmix select cells.h5ad --layer counts -k 1-4 --size-factors total""",
     )
     select.add_argument(
         "--cv",
@@ -748,7 +867,13 @@ def _build_parser():
 
     predict = commands.add_parser(
         "predict",
-        parents=[_input_options("the model's genes, found by name")],
+        parents=[
+            _input_options(
+                "the model's genes, found by name",
+                "as the model was fitted: total if with total, else none; a "
+                "model fitted with a FILE needs one for the new cells",
+            )
+        ],
         formatter_class=_Formatter,
         help="assign cells to the components of a saved model",
         description="Read a model saved by 'sknbmix fit --out' and print, as "
@@ -757,7 +882,8 @@ def _build_parser():
         epilog="""examples:
   sknbmix fit counts.csv -k 2 --columns Rex1 --out rex1.json
   sknbmix predict counts.csv --model rex1.json --out labels.csv
-  sknbmix predict new_cells.mtx.gz --model rex1.json | head""",
+  sknbmix predict new_cells.mtx.gz --model rex1.json | head
+  sknbmix predict new_cells.csv --model rex1.json --size-factors new_depth.csv""",
     )
     predict.add_argument(
         "--model",

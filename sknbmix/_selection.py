@@ -5,14 +5,22 @@ cross-validated log-likelihood side by side."""
 
 import numpy as np
 from sklearn.base import clone
-from sklearn.model_selection import cross_val_score
-from sklearn.utils import Bunch
+from sklearn.model_selection import check_cv, cross_val_score
+from sklearn.utils import Bunch, _safe_indexing
+from sklearn.utils.parallel import Parallel, delayed
 
+from sknbmix._data import check_size_factors
 from sknbmix._mixture import NegBinomMixture
 
 
 def compare_n_components(
-    X, n_components=(1, 2, 3, 4), *, estimator=None, cv=5, n_jobs=None
+    X,
+    n_components=(1, 2, 3, 4),
+    *,
+    estimator=None,
+    cv=5,
+    n_jobs=None,
+    size_factors=None,
 ):
     """Fit mixtures with each number of components and compare them.
 
@@ -41,6 +49,12 @@ def compare_n_components(
         Workers for the cross-validation folds. ``None`` means 1 unless in a
         :obj:`joblib.parallel_backend` context. ``-1`` means using all
         processors.
+
+    size_factors : array-like of shape (n_samples,), default=None
+        The size factor of each sample, given to every fit and score (each
+        fold's fit and score get those of its samples). When None, the
+        estimator's own ``size_factors`` apply: with ``"total"`` every fit
+        and score computes them from the samples it is given.
 
     Returns
     -------
@@ -74,16 +88,22 @@ def compare_n_components(
             f"estimator must be a NegBinomMixture, got {type(template).__name__}."
         )
     n_samples = X.shape[0]
+    if size_factors is not None:
+        size_factors = check_size_factors(size_factors, n_samples)
+    given = {"size_factors": size_factors}
     log_likelihood, bic, aic, cv_log_likelihood = [], [], [], []
     for k in n_components:
-        model = clone(template).set_params(n_components=int(k)).fit(X)
-        log_likelihood.append(model.score(X) * n_samples)
-        bic.append(model.bic(X))
-        aic.append(model.aic(X))
+        model = clone(template).set_params(n_components=int(k)).fit(X, **given)
+        log_likelihood.append(model.score(X, **given) * n_samples)
+        bic.append(model.bic(X, **given))
+        aic.append(model.aic(X, **given))
         if cv is None:
             cv_log_likelihood.append(np.nan)
-        else:
+        elif size_factors is None:
             scores = cross_val_score(clone(model), X, cv=cv, n_jobs=n_jobs)
+            cv_log_likelihood.append(scores.mean())
+        else:
+            scores = _cross_val_scores(model, X, size_factors, cv, n_jobs)
             cv_log_likelihood.append(scores.mean())
     bic, aic = np.array(bic), np.array(aic)
     cv_log_likelihood = np.array(cv_log_likelihood)
@@ -97,3 +117,19 @@ def compare_n_components(
         aic_choice=n_components[np.argmin(aic)],
         cv_choice=(None if cv is None else n_components[np.argmax(cv_log_likelihood)]),
     )
+
+
+def _cross_val_scores(estimator, X, size_factors, cv, n_jobs):
+    """:func:`~sklearn.model_selection.cross_val_score` with the size factors
+    of each fold's samples given to its fit and to its score."""
+    folds = check_cv(cv).split(X)
+    scores = Parallel(n_jobs=n_jobs)(
+        delayed(_fold_score)(clone(estimator), X, size_factors, train, test)
+        for train, test in folds
+    )
+    return np.asarray(scores)
+
+
+def _fold_score(estimator, X, size_factors, train, test):
+    estimator.fit(_safe_indexing(X, train), size_factors=size_factors[train])
+    return estimator.score(_safe_indexing(X, test), size_factors=size_factors[test])

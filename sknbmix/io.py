@@ -28,7 +28,7 @@ from sknbmix._fit import degenerate_components
 from sknbmix._mixture import NegBinomMixture
 from sknbmix._nbinom import at_poisson_limit
 
-__all__ = ["load_model", "read_counts", "save_model"]
+__all__ = ["load_model", "read_counts", "read_size_factors", "save_model"]
 
 _TEXT_DELIMITERS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
 # Binary formats people try; named so the error can say what to do instead of
@@ -48,10 +48,12 @@ _FORMATS = ".csv, .tsv or .txt (optionally gzipped), .mtx or .mtx.gz (10x), or .
 # Saved models: bump the version when the layout changes; readers refuse
 # newer versions rather than misread them.
 _MODEL_FORMAT = "sknbmix.NegBinomMixture"
-# Version 2 added poisson_limit_ and degenerate_components_.
-_MODEL_FORMAT_VERSION = 2
+# Version 2 added poisson_limit_ and degenerate_components_; version 3 the
+# size_factors parameter and size_factors_used_ (older files: "none").
+_MODEL_FORMAT_VERSION = 3
 _ARRAY_ATTRIBUTES = ("weights_", "alpha_", "b_", "means_")
 _MASK_ATTRIBUTES = ("poisson_limit_", "degenerate_components_")
+_SIZE_FACTORS_USED = ("none", "total", "given")
 
 
 ###############################################################################
@@ -458,13 +460,18 @@ def _read_mtx(path, columns):
 # -- AnnData ----------------------------------------------------------------
 
 
-def _read_h5ad(path, columns, layer):
+def _import_anndata():
     try:
         import anndata
     except ImportError:
         raise ImportError(
             "reading .h5ad files needs anndata: pip install 'sknbmix[anndata]'"
         ) from None
+    return anndata
+
+
+def _read_h5ad(path, columns, layer):
+    anndata = _import_anndata()
     if not path.is_file():
         raise FileNotFoundError(f"No such file: {str(path)!r}")
     try:
@@ -515,6 +522,182 @@ def _read_h5ad(path, columns, layer):
 
 
 ###############################################################################
+# Reading size factors
+
+
+def read_size_factors(path, *, column=None, sample_names=None):
+    """Read size factors, one finite positive number per sample (cell).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A text file (``.csv``, ``.tsv``, ``.txt`` or other, optionally
+        gzipped) with one value per line and an optional header line; or
+        with two columns, sample names and values (as pandas'
+        ``Series.to_csv`` writes them), separated by a comma, a tab, a
+        semicolon or spaces. Or an ``.h5ad`` file, whose ``.obs`` column
+        ``column`` holds them (needs anndata).
+
+    column : str, default=None
+        ``.h5ad`` only, and required there: the ``.obs`` column to read.
+
+    sample_names : sequence of str, default=None
+        The names of the samples the size factors are for, in order (the
+        ``sample_names`` of :func:`read_counts`). A two-column file is then
+        matched to them by name, and must name every one of them; without
+        ``sample_names``, its values are taken in the order of the file.
+        One-column files and ``.obs`` columns are always taken in order.
+
+    Returns
+    -------
+    size_factors : ndarray of float64 of shape (n_samples,)
+
+    Raises
+    ------
+    ValueError
+        If a value is not a finite positive number (the error says where),
+        the file has more than two columns, or a sample is missing from it.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from sknbmix.io import read_size_factors
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = os.path.join(folder.name, "size_factors.csv")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write("cell,size_factor\\nAAAC-1,0.8\\nAAAG-1,1.25\\n")
+    >>> read_size_factors(path)
+    array([0.8 , 1.25])
+    >>> read_size_factors(path, sample_names=["AAAG-1", "AAAC-1"])
+    array([1.25, 0.8 ])
+    >>> folder.cleanup()
+    """
+    path = Path(path)
+    name = path.name.lower()
+    stem = name[: -len(".gz")] if name.endswith(".gz") else name
+    if Path(stem).suffix == ".h5ad":
+        if column is None:
+            raise ValueError(
+                f"{path.name}: name the .obs column that holds the size factors."
+            )
+        return _read_obs_column(path, column)
+    if column is not None:
+        raise ValueError(f"{path.name}: column applies to .h5ad files only.")
+    return _read_size_factor_text(path, sample_names)
+
+
+def _read_size_factor_text(path, sample_names):
+    try:
+        with _open_text(path) as file:
+            lines = [
+                (number, line) for number, line in enumerate(file, 1) if line.strip()
+            ]
+    except UnicodeDecodeError:
+        raise ValueError(
+            f"{path.name} is not a text file of size factors (one number per "
+            "line, or sample names and numbers)."
+        ) from None
+    if not lines:
+        raise ValueError(f"{path.name} is empty: it holds no size factors.")
+    start = "".join(line for _, line in lines[:2])
+    delimiter = next((d for d in "\t,;" if d in start), None)
+    rows = [(number, _split(line, delimiter)) for number, line in lines]
+    header = rows[0][1]
+    # A header names the values (pandas writes an empty name for the index).
+    if not _is_number(header[-1]) or (len(header) == 2 and header[0].strip() == ""):
+        rows = rows[1:]
+    if not rows:
+        raise ValueError(f"{path.name} has a header but no size factors.")
+    n_fields = len(rows[0][1])
+    if n_fields not in (1, 2):
+        raise ValueError(
+            f"{path.name}: line {rows[0][0]} has {n_fields} fields; a size factor "
+            "file has one column of values, or sample names and values."
+        )
+    values = np.empty(len(rows))
+    for i, (number, fields) in enumerate(rows):
+        if len(fields) != n_fields:
+            raise ValueError(
+                f"{path.name}: line {number} has {len(fields)} fields but line "
+                f"{rows[0][0]} has {n_fields}."
+            )
+        if not _is_number(fields[-1]):
+            raise ValueError(
+                f"{path.name}: line {number} holds {fields[-1]!r}, not a number."
+            )
+        values[i] = float(fields[-1])
+    _check_positive(values, lambda i: f"{path.name}: line {rows[i][0]}")
+    if n_fields == 1 or sample_names is None:
+        return values
+    names = [fields[0].strip() for _, fields in rows]
+    positions = {}
+    for i, sample in enumerate(names):
+        earlier = positions.setdefault(sample, i)
+        if earlier != i:
+            raise ValueError(
+                f"{path.name}: sample {sample!r} is on line {rows[earlier][0]} "
+                f"and on line {rows[i][0]}."
+            )
+    missing = [str(sample) for sample in sample_names if str(sample) not in positions]
+    if missing:
+        shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise ValueError(
+            f"{path.name} has no size factor for {len(missing)} of the "
+            f"{len(sample_names)} samples: {shown}."
+        )
+    return values[[positions[str(sample)] for sample in sample_names]]
+
+
+def _read_obs_column(path, column):
+    """The ``.obs`` column ``column`` of an ``.h5ad`` file, as size factors."""
+    anndata = _import_anndata()
+    if not path.is_file():
+        raise FileNotFoundError(f"No such file: {str(path)!r}")
+    try:
+        # Backed: .obs is read, the counts are left on disk.
+        adata = anndata.read_h5ad(path, backed="r")
+    except OSError as exc:
+        raise ValueError(f"{path.name} is not an .h5ad file: {exc}") from None
+    try:
+        obs = adata.obs
+        if column not in obs.columns:
+            shown = ", ".join(map(str, obs.columns[:10]))
+            more = ", ..." if len(obs.columns) > 10 else ""
+            raise ValueError(
+                f"{path.name} has no .obs column {column!r}; its columns: "
+                f"{shown + more or 'none'}."
+            )
+        series = obs[column]
+        cells = [str(cell) for cell in obs.index]
+        try:
+            values = np.asarray(series, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{path.name}: .obs column {column!r} holds {series.dtype} "
+                "values, not numbers."
+            ) from None
+    finally:
+        adata.file.close()
+    _check_positive(
+        values, lambda i: f"{path.name}: .obs column {column!r}, cell {cells[i]!r}"
+    )
+    return values
+
+
+def _check_positive(values, describe):
+    """Raise a ValueError at the first value that is not finite and positive;
+    ``describe(index)`` says where it is."""
+    bad = ~np.isfinite(values) | (values <= 0)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"{describe(first)} holds {values[first]:g}: size factors must be "
+            f"finite and positive ({np.count_nonzero(bad)} of {values.size} "
+            "are not)."
+        )
+
+
+###############################################################################
 # Saving and loading models
 
 
@@ -538,10 +721,17 @@ def save_model(estimator, path):
     estimator's :meth:`~sknbmix.NegBinomMixture.get_params` and its fitted
     attributes (``weights_``, ``alpha_``, ``b_``, ``means_``,
     ``poisson_limit_``, ``degenerate_components_``, ``converged_``,
-    ``n_iter_``, ``lower_bound_``, ``n_features_in_`` and
-    ``feature_names_in_`` when present) as lists. Floats are written in full
-    (shortest round-trip) precision, so :func:`load_model` gives back the same
-    numbers.
+    ``n_iter_``, ``lower_bound_``, ``size_factors_used_``,
+    ``n_features_in_`` and ``feature_names_in_`` when present) as lists.
+    Floats are written in full (shortest round-trip) precision, so
+    :func:`load_model` gives back the same numbers.
+
+    Whether and how the fit used size factors is kept: the ``size_factors``
+    parameter (with ``"total"`` the loaded model computes the size factors
+    of the data it is given, as the saved one does) and
+    ``size_factors_used_``. Size factors given to ``fit`` as an array are
+    not saved: they belong to the training samples, and new samples need
+    their own.
 
     Parameters
     ----------
@@ -603,6 +793,7 @@ def save_model(estimator, path):
         converged_=bool(estimator.converged_),
         n_iter_=int(estimator.n_iter_),
         lower_bound_=float(estimator.lower_bound_),
+        size_factors_used_=str(getattr(estimator, "size_factors_used_", "none")),
         n_features_in_=int(estimator.n_features_in_),
     )
     if hasattr(estimator, "feature_names_in_"):
@@ -702,6 +893,14 @@ def _set_fitted(estimator, attributes, version):
     estimator.lower_bound_ = float(attributes["lower_bound_"])
     if not math.isfinite(estimator.lower_bound_):
         raise ValueError("lower_bound_ is not a number.")
+    # Files before version 3 are of fits without size factors.
+    used = attributes["size_factors_used_"] if version >= 3 else "none"
+    if used not in _SIZE_FACTORS_USED:
+        raise ValueError(
+            f"size_factors_used_ must be one of {', '.join(_SIZE_FACTORS_USED)}, "
+            f"got {used!r}."
+        )
+    estimator.size_factors_used_ = used
     estimator.n_features_in_ = n_features
     if "feature_names_in_" in attributes:
         names = np.asarray(attributes["feature_names_in_"], dtype=object)

@@ -13,13 +13,15 @@ import scipy.sparse as sp
 import scipy.special
 import scipy.stats
 from _helpers import estimator_loglik, mixture_loglik
+from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.mixture import GaussianMixture
 from sklearn.utils.validation import check_is_fitted
 
 import sknbmix
 from sknbmix import NegBinomMixture
-from sknbmix._bootstrap import BootstrapResult, _confidence_intervals
+from sknbmix._bootstrap import BootstrapResult, _aligned, _confidence_intervals
+from sknbmix._data import total_size_factors
 from sknbmix._fit import FitSettings, fit, parameters_to_theta
 from sknbmix._likelihood import sample_mixture
 from sknbmix.exceptions import PoissonLimitWarning
@@ -598,8 +600,8 @@ def test_unconverged_replicates_of_a_stack_are_left_out(
 ):
     original = sknbmix._bootstrap._fit_stacked
 
-    def flaky(replicate, reference_start, datasets):
-        fit = original(replicate, reference_start, datasets)
+    def flaky(*args):
+        fit = original(*args)
 
         def flaky_fit(row):
             theta, converged, start_log_likelihoods = fit(row)
@@ -757,3 +759,247 @@ def test_replicates_do_not_repeat_the_reference_fits_warnings(shared_weights):
         res = sknbmix.bootstrap(fit, X, n_resamples=4, random_state=0)
     assert [str(w.message) for w in caught] == []
     assert res.n_failed == 0
+
+
+# -- size factors -------------------------------------------------------------------
+
+# One gene whose counts scale with a depth that varies by a factor of about
+# 2.7 either way (log-normal, sd 0.5): the mixture is only recovered with
+# the size factors.
+DEPTH_WEIGHTS = np.array([0.3, 0.7])
+DEPTH_ALPHA = np.array([[4.0], [6.0]])
+DEPTH_B = np.array([[2.0], [10.0]])
+
+
+@pytest.fixture(scope="module")
+def depth_data():
+    rng = np.random.default_rng(1)
+    size_factors = np.exp(rng.normal(0.0, 0.5, 400))
+    X = sample_mixture(rng, 400, DEPTH_WEIGHTS, DEPTH_ALPHA, DEPTH_B, size_factors)
+    return X[0], size_factors
+
+
+@pytest.fixture(scope="module")
+def depth_genes():
+    """Three genes of cells whose depth varies (log-normal, sd 0.5)."""
+    rng = np.random.default_rng(2)
+    depth = np.exp(rng.normal(0.0, 0.5, 300))
+    alpha = np.array([[3.0, 5.0, 4.0], [6.0, 2.0, 5.0]])
+    b = np.array([[2.0, 10.0, 5.0], [10.0, 2.0, 6.0]])
+    return sample_mixture(rng, 300, np.array([0.4, 0.6]), alpha, b, depth)[0]
+
+
+@pytest.fixture(scope="module")
+def depth_fit(depth_data):
+    X, size_factors = depth_data
+    return NegBinomMixture(2).fit(X, size_factors=size_factors)
+
+
+def refit_scaled_replicate(reference, data, size_factors):
+    """A replicate's refit, as refit_replicate, with size factors."""
+    result = fit(
+        np.asarray(data, dtype=np.float64),
+        FitSettings.from_params(reference.get_params()),
+        size_factors=size_factors,
+        extra_starts=parameters_to_theta(
+            reference.weights_, reference.alpha_, reference.b_, True
+        ),
+    )
+    return result.parameters
+
+
+@pytest.mark.parametrize("method", ["parametric", "nonparametric"])
+def test_size_factors_intervals_cover_the_truth(depth_data, depth_fit, method):
+    X, size_factors = depth_data
+    res = sknbmix.bootstrap(
+        depth_fit,
+        X,
+        size_factors=size_factors,
+        n_resamples=100,
+        method=method,
+        random_state=0,
+    )
+    assert res.n_failed == 0
+    truth = {
+        "weights": DEPTH_WEIGHTS,
+        "alpha": DEPTH_ALPHA,
+        "b": DEPTH_B,
+        "means": DEPTH_ALPHA * DEPTH_B,
+    }
+    for name in PARAMETERS:
+        low, high = res.confidence_interval[name]
+        assert np.all((low < truth[name]) & (truth[name] < high)), name
+    # Without the size factors the depth passes for overdispersion: the
+    # high component's alpha is far below the truth, outside its interval.
+    plain = NegBinomMixture(2).fit(X)
+    assert plain.alpha_[1, 0] < res.confidence_interval["alpha"].low[1, 0]
+
+
+@pytest.mark.parametrize("method", ["parametric", "nonparametric"])
+def test_size_factors_same_replicates_for_any_n_jobs(depth_data, depth_fit, method):
+    X, size_factors = depth_data
+    kwargs = dict(size_factors=size_factors, n_resamples=12, method=method)
+    one = sknbmix.bootstrap(depth_fit, X, random_state=3, n_jobs=1, **kwargs)
+    two = sknbmix.bootstrap(depth_fit, X, random_state=3, n_jobs=2, **kwargs)
+    assert one.n_failed == two.n_failed == 0
+    assert_same_estimates(one, two)
+    other = sknbmix.bootstrap(depth_fit, X, random_state=4, n_jobs=1, **kwargs)
+    assert not np.allclose(other.estimates["means"], one.estimates["means"])
+
+
+def test_size_factors_parametric_replicates_draw_and_refit_with_them(
+    depth_data, depth_fit
+):
+    X, size_factors = depth_data
+    res = depth_fit.bootstrap(
+        X, size_factors=size_factors, n_resamples=4, random_state=5
+    )
+    for i in range(4):
+        rng = replicate_rng(5, i)
+        data = sample_mixture(
+            rng, 400, depth_fit.weights_, depth_fit.alpha_, depth_fit.b_, size_factors
+        )[0]
+        refit = refit_scaled_replicate(depth_fit, data, size_factors)
+        for name in PARAMETERS:
+            np.testing.assert_allclose(res.estimates[name][i], refit[name], rtol=1e-12)
+
+
+def test_size_factors_nonparametric_resamples_them_with_the_cells(depth_genes):
+    # Total size factors: the replicates keep those of the resampled cells,
+    # not the totals of the resample over its own mean (which would scale b).
+    X = depth_genes
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = NegBinomMixture(2, size_factors="total").fit(X)
+    assert model.size_factors_used_ == "total"
+    size_factors = total_size_factors(X)
+    res = sknbmix.bootstrap(
+        model, X, n_resamples=4, method="nonparametric", random_state=6
+    )
+    assert res.n_failed == 0
+    n = X.shape[0]
+    for i in range(4):
+        rows = replicate_rng(6, i).integers(0, n, n)
+        refit = _aligned(
+            refit_scaled_replicate(model, X[rows], size_factors[rows]),
+            res.point_estimate,
+        )
+        for name in PARAMETERS:
+            np.testing.assert_allclose(res.estimates[name][i], refit[name], rtol=1e-12)
+        recomputed = _aligned(
+            refit_scaled_replicate(model, X[rows], total_size_factors(X[rows])),
+            res.point_estimate,
+        )
+        assert not np.allclose(res.estimates["b"][i], recomputed["b"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["parametric", "nonparametric"])
+def test_size_factors_total_equals_explicit_totals(depth_genes, method):
+    X = depth_genes
+    size_factors = total_size_factors(X)
+    kwargs = dict(n_resamples=10, method=method, random_state=7)
+    total = sknbmix.bootstrap(NegBinomMixture(2, size_factors="total"), X, **kwargs)
+    explicit = sknbmix.bootstrap(
+        NegBinomMixture(2), X, size_factors=size_factors, **kwargs
+    )
+    fitted = NegBinomMixture(2).fit(X, size_factors=size_factors)
+    again = sknbmix.bootstrap(fitted, X, size_factors=size_factors, **kwargs)
+    assert total.n_failed == 0
+    for res in (explicit, again):
+        assert_same_estimates(res, total)
+        for name in PARAMETERS:
+            np.testing.assert_array_equal(
+                res.point_estimate[name], total.point_estimate[name]
+            )
+    # The explicit array wins over the estimator's "total".
+    halved = sknbmix.bootstrap(
+        NegBinomMixture(2, size_factors="total"),
+        X,
+        size_factors=size_factors / 2,
+        **kwargs,
+    )
+    np.testing.assert_allclose(
+        halved.point_estimate["b"], 2 * total.point_estimate["b"], rtol=1e-4
+    )
+
+
+@pytest.mark.parametrize("method", ["parametric", "nonparametric"])
+@pytest.mark.parametrize("columns", [[0], [0, 2]])
+def test_unit_size_factors_give_the_replicates_of_none(singer, method, columns):
+    # The same data sets (a size factor of 1 scales nothing), fit by the
+    # kernels with size factors instead of those without: the same optima,
+    # to the precision of the convergence test (tight here). alpha and b of
+    # a component are the least determined, along its flat ridge of equal
+    # means.
+    X = singer[:, columns]
+    ones = np.ones(X.shape[0])
+    kwargs = dict(n_resamples=10, method=method, random_state=8)
+    model = NegBinomMixture(2, tol=1e-12)
+    plain = sknbmix.bootstrap(clone(model).fit(X), X, **kwargs)
+    scaled = sknbmix.bootstrap(
+        clone(model).fit(X, size_factors=ones), X, size_factors=ones, **kwargs
+    )
+    assert plain.n_failed == scaled.n_failed == 0
+    for name in PARAMETERS:
+        np.testing.assert_allclose(
+            scaled.estimates[name],
+            plain.estimates[name],
+            rtol=1e-6 if name in ("weights", "means") else 1e-5,
+        )
+
+
+def test_size_factors_stack_equals_one_by_one(depth_data, depth_fit, monkeypatch):
+    # Parametric replicates of one gene are fit as a stack, each with the
+    # size factors of X; alone, each gives the same numbers.
+    X, size_factors = depth_data
+    kwargs = dict(size_factors=size_factors, n_resamples=8, random_state=9, n_jobs=1)
+    stacked = sknbmix.bootstrap(depth_fit, X, **kwargs)
+
+    def broken(*args):
+        raise FloatingPointError("boom")
+
+    monkeypatch.setattr(sknbmix._bootstrap, "_fit_stacked", broken)
+    alone = sknbmix.bootstrap(depth_fit, X, **kwargs)
+    assert alone.n_failed == stacked.n_failed == 0
+    assert_same_estimates(alone, stacked)
+
+
+def test_size_factors_mismatch_with_the_fit_is_an_error(depth_data, depth_fit):
+    X, size_factors = depth_data
+    with pytest.raises(ValueError, match="fitted with size factors.*has none"):
+        sknbmix.bootstrap(depth_fit, X, n_resamples=2)
+    plain = NegBinomMixture(2).fit(X)
+    with pytest.raises(ValueError, match="fitted without size factors"):
+        sknbmix.bootstrap(plain, X, size_factors=size_factors, n_resamples=2)
+    with pytest.raises(ValueError, match="fitted without size factors"):
+        sknbmix.bootstrap(
+            copy.deepcopy(plain).set_params(size_factors="total"), X, n_resamples=2
+        )
+    with pytest.raises(ValueError, match="size_factors has 3 values but X has 400"):
+        sknbmix.bootstrap(depth_fit, X, size_factors=[1.0, 2.0, 3.0], n_resamples=2)
+    bad = size_factors.copy()
+    bad[5] = -1.0
+    with pytest.raises(ValueError, match=r"size_factors\[5\] is negative"):
+        sknbmix.bootstrap(depth_fit, X, size_factors=bad, n_resamples=2)
+    # An unfitted estimator is fitted with them.
+    res = sknbmix.bootstrap(
+        NegBinomMixture(2), X, size_factors=size_factors, n_resamples=2, random_state=0
+    )
+    for name in PARAMETERS:
+        np.testing.assert_array_equal(
+            res.point_estimate[name], getattr(depth_fit, f"{name}_")
+        )
+
+
+@pytest.mark.parametrize("method", ["parametric", "nonparametric"])
+def test_size_factors_sparse_equals_dense(depth_genes, method):
+    X = depth_genes
+    model = NegBinomMixture(2, size_factors="total").fit(X)
+    kwargs = dict(n_resamples=6, method=method, random_state=10)
+    dense = sknbmix.bootstrap(model, X, **kwargs)
+    sparse = sknbmix.bootstrap(model, sp.csr_matrix(X), **kwargs)
+    assert sparse.n_failed == dense.n_failed == 0
+    for name in PARAMETERS:
+        np.testing.assert_allclose(
+            sparse.estimates[name], dense.estimates[name], rtol=1e-7
+        )

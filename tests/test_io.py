@@ -12,9 +12,11 @@ import scipy.sparse as sp
 from sklearn.exceptions import NotFittedError
 
 from sknbmix import NegBinomMixture, bootstrap
+from sknbmix._data import total_size_factors
 from sknbmix._fit import degenerate_components
+from sknbmix._likelihood import sample_mixture
 from sknbmix.datasets import load_singer
-from sknbmix.io import load_model, read_counts, save_model
+from sknbmix.io import load_model, read_counts, read_size_factors, save_model
 
 NAMES = ["Rex1", "Rest", "Nanog", "Prdm14"]
 
@@ -333,8 +335,10 @@ def test_saved_file_is_plain_json(tmp_path, counts):
     save_model(model, tmp_path / "model.json")
     document = json.loads((tmp_path / "model.json").read_text())
     assert document["format"] == "sknbmix.NegBinomMixture"
-    assert document["format_version"] == 2
+    assert document["format_version"] == 3
     assert document["params"]["n_components"] == 2
+    assert document["params"]["size_factors"] is None
+    assert document["attributes"]["size_factors_used_"] == "none"
     assert document["attributes"]["weights_"] == model.weights_.tolist()
 
 
@@ -382,6 +386,15 @@ def saved(tmp_path, counts):
             lambda d: d["attributes"].update(poisson_limit_=[True, False]),
             r"poisson_limit_ must be booleans of shape \(2, 1\)",
         ),
+        (
+            lambda d: d["attributes"].pop("size_factors_used_"),
+            "damaged .*missing 'size_factors_used_'",
+        ),
+        (
+            lambda d: d["attributes"].update(size_factors_used_="depth"),
+            "size_factors_used_ must be one of none, total, given, got 'depth'",
+        ),
+        (lambda d: d["params"].update(size_factors="median"), "damaged"),
     ],
 )
 def test_load_rejects_what_is_not_a_model(tmp_path, saved, change, match):
@@ -422,3 +435,157 @@ def test_version_1_file_gets_its_masks_from_the_parameters(tmp_path):
         model.weights_, model.alpha_, model.b_
     )
     assert_same_model(loaded, model, X)
+
+
+# -- size factors in saved models ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def depth_counts():
+    """Three genes of 300 cells whose depth varies (log-normal, sd 0.5)."""
+    rng = np.random.default_rng(3)
+    depth = np.exp(rng.normal(0.0, 0.5, 300))
+    alpha = np.array([[3.0, 5.0, 4.0], [6.0, 2.0, 5.0]])
+    b = np.array([[2.0, 10.0, 5.0], [10.0, 2.0, 6.0]])
+    X = sample_mixture(rng, 300, np.array([0.4, 0.6]), alpha, b, depth)[0]
+    return X, depth
+
+
+def test_model_with_total_size_factors_round_trips(tmp_path, depth_counts):
+    X, _ = depth_counts
+    model = NegBinomMixture(2, size_factors="total", random_state=0).fit(X)
+    save_model(model, tmp_path / "model.json")
+    loaded = load_model(tmp_path / "model.json")
+    assert loaded.size_factors == "total" and loaded.size_factors_used_ == "total"
+    # The loaded model computes the totals of the data it is given.
+    assert_same_model(loaded, model, X)
+    new = X[:40]
+    np.testing.assert_allclose(
+        loaded.predict_proba(new),
+        model.predict_proba(new, size_factors=total_size_factors(new)),
+        rtol=0,
+        atol=1e-12,
+    )
+
+
+def test_model_with_given_size_factors_round_trips(tmp_path, depth_counts):
+    X, depth = depth_counts
+    model = NegBinomMixture(2, random_state=0).fit(X, size_factors=depth)
+    save_model(model, tmp_path / "model.json")
+    document = json.loads((tmp_path / "model.json").read_text())
+    # The training cells' size factors are not saved, only that there were.
+    assert document["params"]["size_factors"] is None
+    assert document["attributes"]["size_factors_used_"] == "given"
+    assert "size_factors" not in document["attributes"]
+    loaded = load_model(tmp_path / "model.json")
+    assert loaded.size_factors is None and loaded.size_factors_used_ == "given"
+    for method in ("predict_proba", "score_samples"):
+        np.testing.assert_allclose(
+            getattr(loaded, method)(X, size_factors=depth),
+            getattr(model, method)(X, size_factors=depth),
+            rtol=0,
+            atol=1e-12,
+        )
+    kwargs = dict(size_factors=depth, n_resamples=4, random_state=0)
+    np.testing.assert_array_equal(
+        bootstrap(loaded, X, **kwargs).estimates["means"],
+        bootstrap(model, X, **kwargs).estimates["means"],
+    )
+
+
+def test_version_2_file_is_a_fit_without_size_factors(tmp_path, counts):
+    model = NegBinomMixture(2, random_state=0).fit(counts[:, :1])
+    save_model(model, tmp_path / "model.json")
+    document = json.loads((tmp_path / "model.json").read_text())
+    document["format_version"] = 2
+    del document["params"]["size_factors"]
+    del document["attributes"]["size_factors_used_"]
+    (tmp_path / "v2.json").write_text(json.dumps(document))
+    loaded = load_model(tmp_path / "v2.json")
+    assert loaded.size_factors is None and loaded.size_factors_used_ == "none"
+    assert_same_model(loaded, model, counts[:, :1])
+
+
+# -- reading size factors -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("sf.txt", "0.5\n2\n1.25\n"),
+        ("sf.txt", "size_factor\n0.5\n2\n\n1.25\n"),
+        ("sf.csv", "cell,size_factor\nc0,0.5\nc1,2\nc2,1.25\n"),
+        ("sf.csv", ",0\nc0,0.5\nc1,2\nc2,1.25\n"),  # pandas' Series.to_csv
+        ("sf.tsv", "c0\t0.5\nc1\t2\nc2\t1.25\n"),
+        ("sf.txt", "c0 0.5\nc1 2\nc2 1.25\n"),
+        ("sf.csv.gz", "size factor\n0.5\n2\n1.25\n"),
+    ],
+)
+def test_read_size_factors(tmp_path, name, text):
+    path = tmp_path / name
+    if name.endswith(".gz"):
+        with gzip.open(path, "wt") as file:
+            file.write(text)
+    else:
+        write(path, text)
+    np.testing.assert_array_equal(read_size_factors(path), [0.5, 2.0, 1.25])
+
+
+def test_read_size_factors_matches_cells_by_name(tmp_path):
+    write(tmp_path / "sf.csv", "cell,sf\nc2,1.25\nc0,0.5\nc1,2\nc9,7\n")
+    values = read_size_factors(tmp_path / "sf.csv", sample_names=["c0", "c1", "c2"])
+    np.testing.assert_array_equal(values, [0.5, 2.0, 1.25])
+    with pytest.raises(
+        ValueError, match="no size factor for 2 of the 3 samples: c3, c4"
+    ):
+        read_size_factors(tmp_path / "sf.csv", sample_names=["c0", "c3", "c4"])
+    # One column: in order, whatever the names.
+    write(tmp_path / "one.txt", "0.5\n2\n")
+    values = read_size_factors(tmp_path / "one.txt", sample_names=["b", "a"])
+    np.testing.assert_array_equal(values, [0.5, 2.0])
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("", "empty"),
+        ("sf\n", "a header but no size factors"),
+        ("0.5\n-1\n2\n", "line 2 holds -1: size factors must be finite and positive"),
+        ("sf\n0.5\n0\nnan\n", r"line 3 holds 0: .*\(2 of 3 are not\)"),
+        ("0.5\nNA\n", "line 2 holds 'NA', not a number"),
+        ("a,b,c\n1,2,3\n", "line 2 has 3 fields"),
+        ("c0,1\nc1,2,3\n", "line 2 has 3 fields but line 1 has 2"),
+        ("c0,1\nc0,2\n", "sample 'c0' is on line 1 and on line 2"),
+    ],
+)
+def test_read_size_factors_errors(tmp_path, text, match):
+    write(tmp_path / "sf.csv", text)
+    with pytest.raises(ValueError, match=match):
+        read_size_factors(tmp_path / "sf.csv", sample_names=["c0", "c1"])
+
+
+def test_read_size_factors_from_h5ad_obs(tmp_path, counts):
+    anndata = pytest.importorskip("anndata")
+    pd = pytest.importorskip("pandas")
+    depth = np.linspace(0.5, 2.0, len(counts))
+    obs = pd.DataFrame(
+        {"depth": depth, "batch": pd.Categorical(["a", "b"] * 139 + ["a"])},
+        index=CELLS,
+    )
+    adata = anndata.AnnData(X=sp.csr_matrix(counts), obs=obs)
+    adata.write_h5ad(tmp_path / "cells.h5ad")
+    path = tmp_path / "cells.h5ad"
+    np.testing.assert_array_equal(read_size_factors(path, column="depth"), depth)
+    with pytest.raises(ValueError, match="no .obs column 'sf'; its columns: depth"):
+        read_size_factors(path, column="sf")
+    with pytest.raises(ValueError, match="'batch' holds category values"):
+        read_size_factors(path, column="batch")
+    with pytest.raises(ValueError, match="name the .obs column"):
+        read_size_factors(path)
+    with pytest.raises(ValueError, match="column applies to .h5ad files only"):
+        write(tmp_path / "sf.txt", "1\n")
+        read_size_factors(tmp_path / "sf.txt", column="depth")
+    obs["depth"] = -depth
+    anndata.AnnData(X=sp.csr_matrix(counts), obs=obs).write_h5ad(path)
+    with pytest.raises(ValueError, match=f"column 'depth', cell '{CELLS[0]}' holds"):
+        read_size_factors(path, column="depth")
