@@ -242,12 +242,15 @@ class CountTable:
         counts are left out: their log-probability is a per-component
         constant, and they add nothing to the score for ``alpha``. None in a
         table made by :meth:`take_features`.
-    entry_log_scale : ndarray of shape (n_entries,) or None
-        With size factors (see :func:`build_scaled_table`), the log of each
-        entry's size factor; None without.
+    log_scales : ndarray of shape (n_scales,) or None
+        With size factors (see :func:`build_scaled_table`), the logs of the
+        distinct size factors, ascending; None without.
+    scale_index : ndarray of int of shape (n_entries,) or None
+        With size factors, the index of each entry's size factor in
+        ``log_scales``.
     sample_group : ndarray of int of shape (n_samples,) or None
-        With size factors, the rank of each sample's size factor among the
-        distinct ones: the zero count of feature ``g`` and sample ``i`` is
+        With size factors, the index of each sample's size factor in
+        ``log_scales``: the zero count of feature ``g`` and sample ``i`` is
         entry ``starts[g] + sample_group[i]``.
     """
 
@@ -259,13 +262,19 @@ class CountTable:
     multiplicity: np.ndarray
     log_factorial: np.ndarray
     indicator: sp.csr_matrix | None
-    entry_log_scale: np.ndarray | None = None
+    log_scales: np.ndarray | None = None
+    scale_index: np.ndarray | None = None
     sample_group: np.ndarray | None = None
 
     @functools.cached_property
     def indicator_t(self):
         """The transposed indicator, in CSR for fast products."""
         return self.indicator.T.tocsr()
+
+    @property
+    def entry_log_scale(self):
+        """The log of each entry's size factor (None without size factors)."""
+        return None if self.log_scales is None else self.log_scales[self.scale_index]
 
     @property
     def n_entries(self):
@@ -299,9 +308,8 @@ class CountTable:
             multiplicity=self.multiplicity[entries],
             log_factorial=self.log_factorial[entries],
             indicator=None,
-            entry_log_scale=None
-            if self.entry_log_scale is None
-            else self.entry_log_scale[entries],
+            log_scales=self.log_scales,
+            scale_index=None if self.scale_index is None else self.scale_index[entries],
             sample_group=self.sample_group,
         )
 
@@ -433,7 +441,8 @@ def build_scaled_table(X, size_factors):
         multiplicity=multiplicity,
         log_factorial=gammaln(values + 1.0),
         indicator=indicator,
-        entry_log_scale=log_scales[entry_group],
+        log_scales=log_scales,
+        scale_index=entry_group,
         sample_group=group,
     )
 

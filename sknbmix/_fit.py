@@ -445,7 +445,7 @@ def _kmeans_responsibilities(likelihood, X, K, random_state):
         table.starts, np.append(table.starts[1:], table.n_entries), strict=True
     ):
         values = table.values[start:stop, None]
-        if table.entry_log_scale is not None:
+        if table.log_scales is not None:
             # Counts per unit size factor (a sample without counts has 0).
             values = values * np.exp(-table.entry_log_scale[start:stop, None])
         values = np.log1p(np.nan_to_num(values))

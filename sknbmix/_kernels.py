@@ -793,11 +793,19 @@ def _scaled_entry_log_prob(x, log_factorial, t, alpha, log_gamma_alpha, log_b):
 
 
 @njit(cache=True, error_model="numpy")
+def _softplus_pair(z):
+    """``(log1p(exp(z)), log1p(exp(-z)))``, sharing their one log1p."""
+    shared = math.log1p(math.exp(-abs(z)))
+    return max(z, 0.0) + shared, max(-z, 0.0) + shared
+
+
+@njit(cache=True, error_model="numpy")
 def scaled_table_step(
     values,
     log_factorial,
     multiplicity,
-    entry_log_scale,
+    scale_index,
+    log_scales,
     starts,
     log_weights,
     log_alpha,
@@ -807,11 +815,22 @@ def scaled_table_step(
     mass_floor,
 ):
     """:func:`table_step` with size factors: each entry is a distinct
-    (count, size factor) pair of a feature, ``entry_log_scale`` the log of
-    its size factor. The M step is exact in every entry (its size factors
-    are the nodes of :func:`_scaled_objective`, without a linearised part)."""
+    (count, size factor) pair of a feature, its size factor
+    ``log_scales[scale_index[e]]`` (see
+    :func:`sknbmix._data.build_scaled_table`: a feature's entries begin with
+    a zero for each distinct size factor, then its non-zero counts by
+    count).
+
+    What an entry's log-probability needs is computed once per distinct
+    count (``lgamma``) and once per distinct size factor (``log1p(s b)``
+    and ``log1p(1 / (s b))``), not once per entry. The M step is exact: its
+    nodes are the distinct size factors with the responsibility mass (and
+    count mass) of the feature's entries at each, and its digamma sums run
+    over the distinct counts.
+    """
     n_starts, n_components, n_features = log_alpha.shape
     n_entries = values.size
+    n_scales = log_scales.size
     n_weight_groups = log_weights.shape[2]
     log_likelihood = np.empty((n_starts, 1, n_features))
     size = n_starts if mode != LOG_LIKELIHOOD else 0
@@ -819,7 +838,12 @@ def scaled_table_step(
     out_alpha = np.empty((size, n_components, n_features))
     out_b = np.empty((size, n_components, n_features))
     mass = np.empty((n_components, n_entries))
-    count_mass = np.empty(n_entries)
+    soft = np.empty(n_scales)
+    soft_inverse = np.empty(n_scales)
+    node_mass = np.empty(n_scales)
+    node_count_mass = np.empty(n_scales)
+    distinct = np.empty(n_entries)
+    distinct_mass = np.empty(n_entries)
     totals = np.empty(n_components)
     for s in range(n_starts):
         for f in range(n_features):
@@ -828,30 +852,52 @@ def scaled_table_step(
             for k in range(n_components):
                 alpha = math.exp(log_alpha[s, k, f])
                 log_gamma_alpha = math.lgamma(alpha)
-                for e in range(low, high):
-                    mass[k, e] = log_weights[s, k, w] + _scaled_entry_log_prob(
-                        values[e],
-                        log_factorial[e],
-                        entry_log_scale[e],
-                        alpha,
-                        log_gamma_alpha,
-                        log_b[s, k, f],
+                for d in range(n_scales):
+                    soft[d], soft_inverse[d] = _softplus_pair(
+                        log_scales[d] + log_b[s, k, f]
                     )
+                coefficient = 0.0
+                previous = 0.0
+                for e in range(low, high):
+                    x = values[e]
+                    d = scale_index[e]
+                    log_prob = log_weights[s, k, w] - alpha * soft[d]
+                    if x > 0.0:
+                        if x != previous:
+                            # lgamma(x + alpha) - lgamma(alpha) - log(x!).
+                            coefficient = _count_log_prob(
+                                x, log_factorial[e], alpha, log_gamma_alpha, 0.0
+                            )
+                            previous = x
+                        # x log(s b / (1 + s b)) = -x log1p(1 / (s b)).
+                        log_prob += coefficient - x * soft_inverse[d]
+                    mass[k, e] = log_prob
             log_likelihood[s, 0, f] = _normalise_entries(multiplicity, low, high, mass)
             if mode == LOG_LIKELIHOOD:
                 continue
             for k in range(n_components):
                 total = mass_floor
+                node_mass[:] = 0.0
+                node_count_mass[:] = 0.0
+                n_distinct = 0
                 for e in range(low, high):
-                    total += mass[k, e]
-                    count_mass[e] = mass[k, e] * values[e]
+                    m = mass[k, e]
+                    total += m
+                    d = scale_index[e]
+                    node_mass[d] += m
+                    node_count_mass[d] += m * values[e]
+                    if n_distinct == 0 or values[e] != distinct[n_distinct - 1]:
+                        distinct[n_distinct] = values[e]
+                        distinct_mass[n_distinct] = 0.0
+                        n_distinct += 1
+                    distinct_mass[n_distinct - 1] += m
                 totals[k] = total
                 out_alpha[s, k, f], out_b[s, k, f] = _scaled_update(
-                    values[low:high],
-                    mass[k, low:high],
-                    entry_log_scale[low:high],
-                    mass[k, low:high],
-                    count_mass[low:high],
+                    distinct[:n_distinct],
+                    distinct_mass[:n_distinct],
+                    log_scales,
+                    node_mass,
+                    node_count_mass,
                     (log_b[s, k, f], 0.0, 0.0, 1.0),
                     log_alpha[s, k, f],
                     log_b[s, k, f],

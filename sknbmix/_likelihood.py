@@ -170,9 +170,7 @@ class MixtureLikelihood:
     @property
     def scaled(self):
         """Whether the samples have size factors."""
-        return (
-            self.sample_log_scale is not None or self.table.entry_log_scale is not None
-        )
+        return self.sample_log_scale is not None or self.table.log_scales is not None
 
     def take_features(self, features):
         """The independent mixtures of the given features, in that order
@@ -214,12 +212,13 @@ class MixtureLikelihood:
                 MASS_FLOOR,
                 self.count_bound,
             )
-        if table.entry_log_scale is not None:
+        if table.log_scales is not None:
             return _kernels.scaled_table_step(
                 table.values,
                 table.log_factorial,
                 table.multiplicity,
-                table.entry_log_scale,
+                table.scale_index,
+                table.log_scales,
                 table.starts,
                 *contiguous(theta),
                 self.newton_steps,
