@@ -19,7 +19,7 @@ from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
-from sknbmix._data import validate_counts
+from sknbmix._data import resolve_size_factors, validate_counts
 from sknbmix._fit import (
     FitSettings,
     fit,
@@ -327,7 +327,7 @@ def _bootstrap_iv(
     # As the estimator resolves them: an array given here, else the totals
     # of X with size_factors="total" (computed once: the replicates keep
     # the size factors of the cells they are drawn for or resample).
-    size_factors, source = estimator._size_factors(X, size_factors)
+    size_factors, source = resolve_size_factors(X, size_factors, estimator.size_factors)
     fitted_with = getattr(estimator, "size_factors_used_", "none")
     if (source == "none") != (fitted_with == "none"):
         raise ValueError(

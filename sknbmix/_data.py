@@ -199,6 +199,18 @@ def check_size_factors(size_factors, n_samples):
     return values
 
 
+def resolve_size_factors(X, size_factors, setting):
+    """The size factors of validated X and where they come from: an array
+    given to a method wins (``"given"``), else the estimator's
+    ``size_factors`` setting: ``"total"`` computes them from X, None leaves
+    none (``"none"``)."""
+    if size_factors is not None:
+        return check_size_factors(size_factors, X.shape[0]), "given"
+    if setting == "total":
+        return total_size_factors(X), "total"
+    return None, "none"
+
+
 def total_size_factors(X):
     """Size factors from the samples' total counts, over their mean.
 

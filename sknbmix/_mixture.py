@@ -12,7 +12,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from sknbmix._data import check_size_factors, total_size_factors, validate_counts
+from sknbmix._data import check_size_factors, resolve_size_factors, validate_counts
 from sknbmix._fit import (
     FitSettings,
     degenerate_components,
@@ -418,11 +418,7 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         """The size factors of validated X (an array given to a method wins
         over the ``size_factors`` hyperparameter), or None, and where they
         came from."""
-        if size_factors is not None:
-            return check_size_factors(size_factors, X.shape[0]), "given"
-        if self.size_factors == "total":
-            return total_size_factors(X), "total"
-        return None, "none"
+        return resolve_size_factors(X, size_factors, self.size_factors)
 
     # -- parameters -----------------------------------------------------------
 
