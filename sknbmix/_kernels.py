@@ -997,11 +997,15 @@ def _add_count_terms(
     chunk = max(int(budget), 1)
     for first in range(low, high, chunk):
         product[:] = 1.0
-        for p in range(first, min(first + chunk, high)):
+        last = min(first + chunk, high)
+        # Two loops, each over one output, vectorise where one would not.
+        for p in range(first, last):
             e = indices[p]
-            f = feature[e]
             for k in range(n_components):
                 joint[k] += entry[e, k]
+        for p in range(first, last):
+            f = feature[indices[p]]
+            for k in range(n_components):
                 product[k] *= 1.0 + s * b[f, k]
         for k in range(n_components):
             joint[k] -= math.log(product[k])
@@ -1155,10 +1159,13 @@ def _scaled_cell_e_step(
                 node_mass[k, j] += joint[k] * lagrange[j]
         for p in range(indptr[n], indptr[n + 1]):
             e = indices[p]
+            for k in range(n_components):
+                mass[e, k] += joint[k]
+        for p in range(indptr[n], indptr[n + 1]):
+            e = indices[p]
             x = values[e]
             f = feature[e]
             for k in range(n_components):
-                mass[e, k] += joint[k]
                 scaled_b = s * b[f, k]
                 p_scaled = scaled_b / (1.0 + scaled_b)
                 weighted = joint[k] * x * p_scaled
