@@ -315,3 +315,37 @@ def test_metadata_routing_in_grid_search():
     # Routing reached the scorer: the CV score is that with size factors.
     fold_scores = search.cv_results_["mean_test_score"]
     assert np.all(np.isfinite(fold_scores))
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_powell_solver_with_size_factors(singer, shared):
+    X = singer[:, :2]
+    s = np.exp(np.random.default_rng(4).normal(0.0, 0.4, X.shape[0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        em = NegBinomMixture(2, shared_weights=shared).fit(X, size_factors=s)
+        powell = NegBinomMixture(2, shared_weights=shared, solver="powell").fit(
+            X, size_factors=s
+        )
+    assert powell.score(X, size_factors=s) == pytest.approx(
+        em.score(X, size_factors=s), abs=1e-6 / X.shape[0]
+    )
+
+
+@pytest.mark.parametrize("init_params", ["kmeans", "random"])
+@pytest.mark.parametrize("shared", [True, False])
+def test_other_starts_with_size_factors(singer, init_params, shared):
+    s = np.exp(np.random.default_rng(6).normal(0.0, 0.4, singer.shape[0]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        default = NegBinomMixture(2, shared_weights=shared).fit(singer, size_factors=s)
+        other = NegBinomMixture(
+            2, shared_weights=shared, init_params=init_params, n_init=3, random_state=0
+        ).fit(singer, size_factors=s)
+    # Every start reaches a maximum of the same likelihood: no NaN, and no
+    # better optimum than the default's by more than the tolerance.
+    assert np.isfinite(other.score(singer, size_factors=s))
+    assert (
+        other.score(singer, size_factors=s)
+        <= default.score(singer, size_factors=s) + 1e-8
+    )
