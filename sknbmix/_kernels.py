@@ -644,9 +644,19 @@ def _scaled_objective(
             total += mass[e] * _log_rising_factorial(values[e], alpha, log_gamma_alpha)
     for j in range(node_t.size):
         total -= (alpha * node_w[j] + node_v[j]) * _softplus(node_t[j] + log_b)
-    log_b0, slope, curvature, kappa = count
-    d = log_b - log_b0
-    return total + first * log_b - d * (slope + 0.5 * kappa * curvature * d)
+    d = log_b - count[0]
+    return total + first * log_b - d * (count[1] + 0.5 * _count_curvature(count, d) * d)
+
+
+@njit(cache=True, error_model="numpy")
+def _count_curvature(count, d):
+    """The curvature of the count terms' model at ``d = log b - log b0``:
+    ``kappa`` times their curvature at ``b0``, or the curvature itself on
+    the way down where every ``s b0 <= 1`` (``count[4]``): there each term's
+    curvature falls as ``b`` does (see :func:`scaled_cell_step`)."""
+    if d < 0.0 and count[4] > 0.0:
+        return count[2]
+    return count[3] * count[2]
 
 
 @njit(cache=True, error_model="numpy")
@@ -667,15 +677,16 @@ def _scaled_derivatives(
         w_curve += node_w[j] * sig * (1.0 - sig)
         v_sig += node_v[j] * sig
         v_curve += node_v[j] * sig * (1.0 - sig)
-    log_b0, slope, curvature, kappa = count
+    d = log_b - count[0]
+    model_curvature = _count_curvature(count, d)
     g_a = alpha * (digamma_sum - w_soft)
-    g_b = first - alpha * w_sig - v_sig - slope - kappa * curvature * (log_b - log_b0)
+    g_b = first - alpha * w_sig - v_sig - count[1] - model_curvature * d
     return (
         g_a,
         g_b,
         g_a + alpha * digamma_slope,
         -alpha * w_sig,
-        -alpha * w_curve - v_curve - kappa * curvature,
+        -alpha * w_curve - v_curve - model_curvature,
     )
 
 
@@ -702,7 +713,9 @@ def _scaled_m_step_feature(
     grid = values[values.size - 1] <= _GRID_RATIO * values.size
     log_b0, kappa = count[0], count[3]
     reach = math.log(kappa) if kappa > 1.0 else np.inf
-    checked = max_iter > 1
+    reach_down = np.inf if count[4] > 0.0 else reach
+    # A bound makes every checked step an ascent of the likelihood.
+    checked = max_iter > 1 or kappa > 1.0
     current = (
         _scaled_objective(
             values, mass, node_t, node_w, node_v, first, count, log_alpha, log_b
@@ -725,6 +738,14 @@ def _scaled_m_step_feature(
             step_m = -g_b / h_bb if h_bb < 0.0 else float(np.sign(g_b))
         step_a = min(max(step_a, -_SCALED_STEP), _SCALED_STEP)
         step_m = min(max(step_m, -_SCALED_STEP), _SCALED_STEP)
+        # Within the bound's reach, the whole step shrunk (a step in log b
+        # alone would unbalance alpha and the mean).
+        step_b = step_m - step_a
+        room = (log_b0 + reach if step_b > 0.0 else log_b0 - reach_down) - log_b
+        if abs(step_b) > abs(room):
+            shrink = abs(room) / abs(step_b)
+            step_a *= shrink
+            step_m *= shrink
         log_mean = log_alpha + log_b
         length = 1.0
         moved = False
@@ -732,7 +753,7 @@ def _scaled_m_step_feature(
             new_a = log_alpha + length * step_a
             new_a = min(max(new_a, _LOG_ALPHA_MIN), _LOG_ALPHA_MAX)
             new_b = log_mean + length * step_m - new_a
-            new_b = min(max(new_b, log_b0 - reach, _LOG_B_MIN), log_b0 + reach)
+            new_b = min(max(new_b, log_b0 - reach_down, _LOG_B_MIN), log_b0 + reach)
             new_b = min(new_b, _LOG_B_MAX)
             if not checked:
                 return new_a, new_b
@@ -898,7 +919,7 @@ def scaled_table_step(
                     log_scales,
                     node_mass,
                     node_count_mass,
-                    (log_b[s, k, f], 0.0, 0.0, 1.0),
+                    (log_b[s, k, f], 0.0, 0.0, 1.0, 0.0),
                     log_alpha[s, k, f],
                     log_b[s, k, f],
                     newton_steps,
@@ -1208,10 +1229,12 @@ def scaled_cell_step(
     likelihood, and the EM driver then redoes it exactly). With ``kappa =
     count_bound > 1`` and ``|d| <= log kappa`` it is a bound: the curvature
     of ``log1p(s e**u)`` in ``u`` is ``1 / (4 cosh(z / 2)**2)``, ``z = u +
-    log s``, which changes by at most ``e**|d|`` over a step ``d``; so the M
-    step maximises a minorant, and cannot lower the likelihood. The rest is
-    exact. The gradient at the current parameters is the log-likelihood's
-    (Fisher's identity)."""
+    log s``, which changes by at most ``e**|d|`` over a step ``d``, and only
+    falls as ``u`` falls where ``z <= 0``: so where every ``s b0 <= 1`` the
+    curvature itself bounds the way down, however far. The M step then
+    maximises a minorant by steps that do not lower it, and cannot lower
+    the likelihood. The rest is exact. The gradient at the current
+    parameters is the log-likelihood's (Fisher's identity)."""
     n_starts, n_components, n_features = log_alpha.shape
     n_entries = values.size
     n_nodes = node_t.size
@@ -1229,6 +1252,7 @@ def scaled_cell_step(
         np.empty((n_features, n_components)),
     )
     no_count_mass = np.zeros(n_nodes)
+    largest_log_scale = node_t.max()
     for s in range(n_starts):
         log_likelihood[s, 0, 0] = _scaled_cell_e_step(
             values,
@@ -1263,7 +1287,14 @@ def scaled_cell_step(
                     node_t,
                     node_mass[k],
                     no_count_mass,
-                    (log_b[s, k, f], slope[f, k], curvature[f, k], count_bound),
+                    (
+                        log_b[s, k, f],
+                        slope[f, k],
+                        curvature[f, k],
+                        count_bound,
+                        # Every s b <= 1: the bound holds all the way down.
+                        1.0 if largest_log_scale + log_b[s, k, f] <= 0.0 else 0.0,
+                    ),
                     log_alpha[s, k, f],
                     log_b[s, k, f],
                     newton_steps,

@@ -80,6 +80,10 @@ class SizeFactorNodes(NamedTuple):
     barycentric: np.ndarray
 
 
+# The bound on the curvature of the count terms with size factors in an
+# exact M step, whose steps in log b then stay within log(COUNT_BOUND) (see
+# sknbmix._kernels.scaled_cell_step).
+COUNT_BOUND = math.exp(0.5)
 # Interpolation error below exp(-_NODE_DIGITS) of the largest value (e^-37 is
 # 1e-16): see size_factor_nodes.
 _NODE_DIGITS = 37.0
@@ -185,7 +189,7 @@ class MixtureLikelihood:
         exact = copy.copy(self)
         # Each Newton step moves at most one e-fold: these cross alpha's range.
         exact.newton_steps = 50
-        exact.count_bound = math.e
+        exact.count_bound = COUNT_BOUND
         return exact
 
     # -- the compiled loops ----------------------------------------------------
