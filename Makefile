@@ -46,6 +46,7 @@ validation: $(VENV)/.installed-test
 	$(BIN)/python validation/interval_coverage.py
 	$(BIN)/python validation/recovery.py
 	$(BIN)/python validation/public_data.py
+	$(BIN)/python validation/size_factors.py
 
 # Runs the tutorial scripts of examples/ (sphinx-gallery); warnings are errors.
 docs: $(VENV)/.installed-docs

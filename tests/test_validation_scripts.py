@@ -186,3 +186,60 @@ def test_public_data_quick(tmp_path):
     public = _load("public_data")
     table = public.format_summary(rows, markdown=True)
     assert table.count("\n") == len(rows) + 1
+
+
+def test_size_factors_quick(tmp_path):
+    out = tmp_path / "size_factors.csv"
+    stdout = _run_quick("size_factors.py", out)
+    glm = pd.read_csv(out)
+    assert {
+        "case",
+        "fit",
+        "sd",
+        "loglik",
+        "sm_loglik",
+        "poisson_loglik",
+        "reference_loglik",
+        "r_loglik",
+        "delta_reference",
+        "delta_sm",
+        "delta_r",
+    } <= set(glm.columns)
+    # Rex1 and the many-zero vector, and the four genes with drawn and total
+    # size factors, shared and independent.
+    assert set(glm["case"]) == {"Rex1", "sim_many_zeros", "four genes"}
+    assert len(glm) == 6
+    # K=1 with size factors is the NB GLM with offset log s.
+    assert (glm["delta_reference"].abs() < 1e-6).all()
+    assert np.allclose(glm["delta_sm"], glm["loglik"] - glm["sm_loglik"])
+    assert "Part 1" in stdout
+
+    recovery = pd.read_csv(tmp_path / "size_factors_recovery.csv")
+    assert len(recovery) == 1
+    aris = recovery.filter(like="ari_")
+    assert set(aris.columns) >= {
+        "ari_oracle",
+        "ari_none_types",
+        "ari_none_depth",
+        "ari_total_types",
+        "ari_true_types",
+        "ari_pca_types",
+    }
+    assert ((aris >= -1) & (aris <= 1)).all().all()
+    assert (recovery.filter(like="time_") >= 0).all().all()
+    # The fit with the true depths is no worse than the true parameters.
+    assert (recovery["gain_over_truth"] > -1e-4).all()
+
+    coverage = pd.read_csv(tmp_path / "size_factors_coverage.csv")
+    assert set(coverage["parameter"]) == {"weights", "means"}
+    weights = coverage[coverage["parameter"] == "weights"]
+    assert np.allclose(weights.groupby("dataset")["estimate"].sum(), 1.0)
+    assert (coverage["estimate"] > 0).all()
+    if coverage["n_resamples"].max() > 0:
+        assert (coverage["low"] <= coverage["high"]).all()
+        covered = (coverage["low"] <= coverage["truth"]) & (
+            coverage["truth"] <= coverage["high"]
+        )
+        assert (coverage["covered"].astype(bool) == covered).all()
+    size_factors = _load("size_factors")
+    assert size_factors.format_recovery(recovery, markdown=True).count("\n") == 2
