@@ -7,6 +7,7 @@ single-cell RNA) by maximum likelihood, as scikit-learn estimators.
 # SPDX-License-Identifier: BSD-3-Clause
 
 from sknbmix._bootstrap import BootstrapResult, bootstrap
+from sknbmix._lrt import LRTResult, lrt_n_components
 from sknbmix._mixture import NegBinomMixture
 from sknbmix._selection import compare_n_components
 
@@ -14,8 +15,10 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "BootstrapResult",
+    "LRTResult",
     "NegBinomMixture",
     "bootstrap",
     "compare_n_components",
+    "lrt_n_components",
     "__version__",
 ]
