@@ -9,6 +9,10 @@ Commands (``sknbmix COMMAND --help`` shows each one's options and examples):
     Bootstrap confidence intervals of the parameters, in parallel.
 ``select``
     Compare numbers of components by BIC, AIC and cross-validation.
+``test``
+    Test K0 against K0 + 1 components by the parametric bootstrap
+    likelihood-ratio test; with ``--independent`` every gene is tested, with
+    q-values for the screen.
 ``predict``
     Assign the cells of a count file to the components of a saved model.
 ``demo``
@@ -19,7 +23,7 @@ Commands (``sknbmix COMMAND --help`` shows each one's options and examples):
 
 Count files are read by :func:`sknbmix.io.read_counts`: delimited text with a
 header row, 10x Matrix Market folders and ``.h5ad`` files. ``--size-factors``
-gives fit, bootstrap, select and predict a size factor per cell (``total``,
+gives fit, bootstrap, select, test and predict a size factor per cell (``total``,
 a file read by :func:`sknbmix.io.read_size_factors`, or ``obs:COLUMN`` of an
 ``.h5ad`` file). Errors are one line on stderr (``sknbmix COMMAND: error:
 ...``) and exit status 2.
@@ -28,6 +32,7 @@ a file read by :func:`sknbmix.io.read_size_factors`, or ``obs:COLUMN`` of an
 # SPDX-License-Identifier: BSD-3-Clause
 
 import argparse
+import contextlib
 import copy
 import csv
 import importlib.util
@@ -44,6 +49,7 @@ import numpy as np
 
 from sknbmix._bootstrap import CI_METHODS, bootstrap
 from sknbmix._data import total_size_factors
+from sknbmix._lrt import lrt_n_components
 from sknbmix._mixture import NegBinomMixture
 from sknbmix._selection import compare_n_components
 from sknbmix.datasets import load_singer
@@ -133,6 +139,54 @@ def _interval_table(result, feature_names):
             f"{row['parameter']:>9} {row['component']:>9} {feature:>{width}} "
             f"{_number(row['estimate'], 10, 4)} {_number(row['low'], 10, 4)} "
             f"{_number(row['high'], 10, 4)}"
+        )
+    return "\n".join(lines)
+
+
+def _test_rows(result, feature_names):
+    """The tests as dict rows: one for all genes (shared weights; no
+    feature, no q-value), or one per gene with its q-value."""
+    if np.ndim(result.statistic) == 0:
+        return [
+            {
+                "feature": None,
+                "statistic": result.statistic,
+                "pvalue": result.pvalue,
+                "n_resamples_used": result.n_resamples_used,
+                "qvalue": None,
+            }
+        ]
+    # scipy >= 1.11; imported here so that the other commands run without it.
+    try:
+        from scipy.stats import false_discovery_control
+    except ImportError:
+        raise ImportError("q-values need scipy >= 1.11: pip install -U scipy") from None
+
+    qvalue = false_discovery_control(result.pvalue)
+    return [
+        {
+            "feature": str(name),
+            "statistic": float(result.statistic[g]),
+            "pvalue": float(result.pvalue[g]),
+            "n_resamples_used": int(result.n_resamples_used[g]),
+            "qvalue": float(qvalue[g]),
+        }
+        for g, name in enumerate(feature_names)
+    ]
+
+
+def _test_table(rows):
+    """The per-gene tests as text: statistic, p-value, resamples, q-value."""
+    width = max([8, *(len(row["feature"]) for row in rows)])
+    lines = [
+        f"{'feature':>{width}} {'statistic':>10} {'p-value':>10} "
+        f"{'resamples':>9} {'q-value':>10}"
+    ]
+    for row in rows:
+        lines.append(
+            f"{row['feature']:>{width}} {_number(row['statistic'], 10, 4)} "
+            f"{row['pvalue']:10.4g} {row['n_resamples_used']:9d} "
+            f"{row['qvalue']:10.4g}"
         )
     return "\n".join(lines)
 
@@ -414,6 +468,80 @@ def _select_command(args, out):
         print(f"figure written to {args.plot}", file=out)
 
 
+def _test_command(args, out):
+    X, feature_names, samples = _read(args)
+    _describe_input(X, feature_names, args.counts, out)
+    how, values = _size_factors(args, X, samples)
+    _describe_size_factors(how, values, out)
+    estimator = NegBinomMixture(
+        n_components=args.n_components,
+        shared_weights=not args.independent,
+        solver=args.solver,
+        size_factors="total" if how == "total" else None,
+    )
+    began = time.perf_counter()
+    # The library's progress lines (one per round of resamples) go to stderr:
+    # stdout holds the results.
+    with contextlib.redirect_stdout(sys.stderr):
+        result = lrt_n_components(
+            estimator,
+            X,
+            n_resamples=args.n_resamples,
+            max_exceedances=args.max_exceedances,
+            size_factors=values if how == "given" else None,
+            n_jobs=args.n_jobs,
+            random_state=args.seed,
+            verbose=int(not args.no_progress),
+        )
+    K0 = args.n_components
+    stopping = (
+        "no early stopping"
+        if args.max_exceedances is None
+        else f"stopping at exceedance {args.max_exceedances}"
+    )
+    seed = "no seed" if args.seed is None else f"seed {args.seed}"
+    rows = _test_rows(result, feature_names)
+    if not args.independent:
+        used = result.n_resamples_used
+        print(
+            f"K = {K0} against K = {K0 + 1} components: "
+            f"statistic {result.statistic:.6f}, p-value {result.pvalue:.6g}",
+            file=out,
+        )
+        print(
+            f"parametric bootstrap: {used} of at most {args.n_resamples} "
+            f"resamples ({stopping}), {seed}, "
+            f"{time.perf_counter() - began:.1f} s",
+            file=out,
+        )
+        if used == args.n_resamples and not np.any(
+            result.null_distribution >= result.statistic
+        ):
+            print(
+                f"no null statistic reached the observed one: {result.pvalue:.6g} "
+                f"is the smallest p-value {args.n_resamples} resamples can give",
+                file=out,
+            )
+    else:
+        print(f"K = {K0} against K = {K0 + 1} components, each gene alone", file=out)
+        print(
+            f"parametric bootstrap: at most {args.n_resamples} resamples per "
+            f"gene ({stopping}), {seed}, {time.perf_counter() - began:.1f} s",
+            file=out,
+        )
+        print(_test_table(rows), file=out)
+        significant = sum(row["qvalue"] <= 0.05 for row in rows)
+        print(
+            "q-values: Benjamini-Hochberg (scipy.stats.false_discovery_control); "
+            f"{significant} of {len(rows)} genes with q <= 0.05",
+            file=out,
+        )
+    if args.out:
+        fields = ["feature", "statistic", "pvalue", "n_resamples_used", "qvalue"]
+        _write_csv(args.out, fields, rows)
+        print(f"tests written to {args.out}", file=out)
+
+
 def _predict_command(args, out):
     model = load_model(args.model)
     # The model's own genes, found by name in the file (unless --columns).
@@ -632,6 +760,21 @@ def _n_jobs(text):
     return value
 
 
+def _exceedances(text):
+    """A positive integer, or ``none`` (no early stopping)."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer or none, got {text!r}"
+        )
+    return value
+
+
 def _input_options(columns_default="all", size_factors_default="none"):
     """COUNTS and the options that say what to read from it (a new parser
     each time: parents share their actions)."""
@@ -676,7 +819,7 @@ def _input_options(columns_default="all", size_factors_default="none"):
     return parser
 
 
-def _model_options(n_components_list=False):
+def _model_options(n_components_list=False, n_components_help=None):
     parser = argparse.ArgumentParser(add_help=False)
     if n_components_list:
         parser.add_argument(
@@ -695,7 +838,7 @@ def _model_options(n_components_list=False):
             metavar="K",
             type=_positive_int,
             required=True,
-            help="number of mixture components",
+            help=n_components_help or "number of mixture components",
         )
     parser.add_argument(
         "--independent",
@@ -865,6 +1008,77 @@ def _build_parser():
         "log-likelihood against K (needs matplotlib)",
     )
 
+    test = commands.add_parser(
+        "test",
+        parents=[
+            _input_options(),
+            _model_options(
+                n_components_help="K0, the number of components of the null "
+                "model, tested against K0 + 1"
+            ),
+        ],
+        formatter_class=_Formatter,
+        help="test K0 against K0 + 1 components (bootstrap likelihood ratio)",
+        description="Test K0 against K0 + 1 components: the likelihood-ratio "
+        "statistic, twice the gain in log-likelihood, against its null "
+        "distribution simulated by the parametric bootstrap (McLachlan 1987), "
+        "and its p-value. Resampling stops once --max-exceedances null "
+        "statistics reach the observed one (Besag and Clifford 1991). With "
+        "--independent every gene gets a test of its own, and the table adds "
+        "the q-values of the screen (Benjamini-Hochberg, "
+        "scipy.stats.false_discovery_control). The p-values are the same for "
+        "any --n-jobs.",
+        epilog="""examples:
+  sknbmix test counts.csv -k 1 --columns Rex1 --n-resamples 999 --seed 0
+  sknbmix test counts.csv -k 2 --n-resamples 199 --seed 0
+  sknbmix test counts.csv -k 1 --independent --seed 0 --out tests.csv
+  sknbmix test cells.h5ad --layer counts -k 1 --independent --size-factors total""",
+    )
+    test.add_argument(
+        "--n-resamples",
+        metavar="N",
+        type=_positive_int,
+        default=999,
+        help="the most data sets drawn from the null model per test; the "
+        "smallest p-value is 1/(1 + N) (default: 999)",
+    )
+    test.add_argument(
+        "--max-exceedances",
+        metavar="H",
+        type=_exceedances,
+        default=10,
+        help="stop a test once H null statistics reach the observed one, "
+        "with p-value H over the resamples drawn; none draws all N "
+        "(default: 10)",
+    )
+    test.add_argument(
+        "--seed",
+        metavar="N",
+        type=int,
+        default=None,
+        help="seed of the resamples, for reproducible p-values (default: "
+        "fresh randomness)",
+    )
+    test.add_argument(
+        "--n-jobs",
+        metavar="N",
+        type=_n_jobs,
+        default=-1,
+        help="parallel workers; -1 uses all processors (default: -1)",
+    )
+    test.add_argument(
+        "--out",
+        metavar="FILE",
+        help="write the tests as CSV: feature, statistic, pvalue, "
+        "n_resamples_used, qvalue (feature and qvalue empty without "
+        "--independent)",
+    )
+    test.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="hide the progress lines (one per round of resamples, on stderr)",
+    )
+
     predict = commands.add_parser(
         "predict",
         parents=[
@@ -932,6 +1146,7 @@ _COMMANDS = {
     "fit": _fit_command,
     "bootstrap": _bootstrap_command,
     "select": _select_command,
+    "test": _test_command,
     "predict": _predict_command,
 }
 
@@ -946,7 +1161,7 @@ def main(argv=None):
     if args.command is None:
         print(
             "sknbmix: error: a command is required: fit, bootstrap, select, "
-            "predict or demo (see sknbmix --help)",
+            "test, predict or demo (see sknbmix --help)",
             file=sys.stderr,
         )
         return 2
