@@ -464,7 +464,7 @@ def test_h5ad_without_anndata_is_a_one_line_error(tmp_path, monkeypatch, capsys)
 def test_every_option_has_help():
     parser = cli._build_parser()
     subparsers = parser._subparsers._group_actions[0].choices
-    assert set(subparsers) == {"fit", "bootstrap", "select", "predict", "demo"}
+    assert set(subparsers) == {"fit", "bootstrap", "select", "test", "predict", "demo"}
     for name, subparser in subparsers.items():
         for action in subparser._actions:
             assert action.help, (name, action.dest)
