@@ -46,6 +46,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import false_discovery_control
 
 from sknbmix._bootstrap import CI_METHODS, bootstrap
 from sknbmix._data import total_size_factors
@@ -156,12 +157,6 @@ def _test_rows(result, feature_names):
                 "qvalue": None,
             }
         ]
-    # scipy >= 1.11; imported here so that the other commands run without it.
-    try:
-        from scipy.stats import false_discovery_control
-    except ImportError:
-        raise ImportError("q-values need scipy >= 1.11: pip install -U scipy") from None
-
     qvalue = false_discovery_control(result.pvalue)
     return [
         {
