@@ -309,37 +309,52 @@ def _bootstrap_iv(
         raise ValueError(
             f"`n_jobs` must be None or a non-zero integer, got {n_jobs!r}."
         )
-    if not (
-        random_state is None
-        or isinstance(random_state, (Integral, np.random.SeedSequence))
-    ):
-        # A Generator or RandomState cannot seed independent replicates that
-        # are the same for any n_jobs; a SeedSequence can.
-        raise ValueError(
-            "`random_state` must be None, an int or a numpy.random.SeedSequence, "
-            f"got {type(random_state).__name__}."
-        )
+    seed_root(random_state)
+    return fitted_to(estimator, X, size_factors)
+
+
+def seed_root(random_state):
+    """The ``SeedSequence`` whose children seed the replicates of a
+    resampling method (:func:`replicate_seed`), from ``random_state``: None,
+    an int or a ``SeedSequence``. A Generator or RandomState is a
+    ValueError: it cannot seed independent replicates that are the same for
+    any ``n_jobs``; a SeedSequence can."""
+    if isinstance(random_state, np.random.SeedSequence):
+        return random_state
+    if random_state is None or isinstance(random_state, Integral):
+        return np.random.SeedSequence(random_state)
+    raise ValueError(
+        "`random_state` must be None, an int or a numpy.random.SeedSequence, "
+        f"got {type(random_state).__name__}."
+    )
+
+
+def fitted_to(estimator, X, size_factors):
+    """A resampling method's model of X: the estimator if fitted (to X, as
+    it is taken to be), else a fitted clone; X validated (CSR when sparse:
+    rows are resampled) and its size factors, resolved as the estimator
+    resolves them (an array given here, else the totals of X with
+    ``size_factors="total"``, computed once: the replicates keep the size
+    factors of the samples they are drawn for or resample). A model fitted
+    with size factors and X without them, or the reverse, is a
+    ValueError."""
     try:
         check_is_fitted(estimator)
     except Exception:
         estimator = clone(estimator).fit(X, size_factors=size_factors)
     X = validate_counts(estimator, X, reset=False)
-    # As the estimator resolves them: an array given here, else the totals
-    # of X with size_factors="total" (computed once: the replicates keep
-    # the size factors of the cells they are drawn for or resample).
     size_factors, source = resolve_size_factors(X, size_factors, estimator.size_factors)
     fitted_with = getattr(estimator, "size_factors_used_", "none")
     if (source == "none") != (fitted_with == "none"):
         raise ValueError(
-            "The estimator was fitted without size factors, but the bootstrap "
+            "The estimator was fitted without size factors, but the resampling "
             "has them (size_factors given, or the estimator's "
             'size_factors="total"): refit the estimator with them first.'
             if fitted_with == "none"
             else "The estimator was fitted with size factors "
-            f"(size_factors_used_={fitted_with!r}), but the bootstrap has none: "
+            f"(size_factors_used_={fitted_with!r}), but the resampling has none: "
             "pass the size factors of X as size_factors=."
         )
-    # Rows are resampled: CSR.
     return estimator, X.tocsr() if sp.issparse(X) else X, size_factors
 
 
@@ -456,11 +471,7 @@ def bootstrap(
         random_state,
         size_factors,
     )
-    root = (
-        random_state
-        if isinstance(random_state, np.random.SeedSequence)
-        else np.random.SeedSequence(random_state)
-    )
+    root = seed_root(random_state)
     # Replicates run in the workers of the bootstrap: none of their own.
     point = _parameters(estimator)
     # The fitted attributes say what was fitted, whatever the hyperparameters

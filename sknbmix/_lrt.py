@@ -8,15 +8,12 @@ from dataclasses import dataclass
 from numbers import Integral
 
 import numpy as np
-import scipy.sparse as sp
 from joblib import effective_n_jobs
 from sklearn.base import clone
 from sklearn.utils.parallel import Parallel, delayed
-from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
-from sknbmix._bootstrap import replicate_seed
-from sknbmix._data import resolve_size_factors, validate_counts
+from sknbmix._bootstrap import fitted_to, replicate_seed, seed_root
 from sknbmix._fit import FitSettings, fit, parameters_to_theta
 from sknbmix._likelihood import MixtureLikelihood, Theta, sample_mixture
 from sknbmix._mixture import NegBinomMixture
@@ -111,7 +108,7 @@ def lrt_n_components(
     n_jobs : int, default=None
         Workers for the resamples, through joblib. The answer does not
         depend on it.
-    random_state : None, int, numpy.random.SeedSequence or Generator
+    random_state : None, int or numpy.random.SeedSequence
         Seeds the resamples as :func:`sknbmix.bootstrap` does: resample
         ``i`` draws from child ``i`` of one ``SeedSequence``, so the same
         ``random_state`` gives the same null distribution for any
@@ -144,6 +141,7 @@ def lrt_n_components(
     (96.6524, 0.01)
     """
     given_size_factors = size_factors
+    root = seed_root(random_state)  # a bad random_state fails before any fit
     estimator, X, size_factors = _check_arguments(
         estimator, X, n_resamples, max_exceedances, size_factors
     )
@@ -167,15 +165,6 @@ def lrt_n_components(
         null_parameters,
         0,
         fitted=(null_model, alternative_model),
-    )
-    root = (
-        random_state
-        if isinstance(random_state, np.random.SeedSequence)
-        else np.random.SeedSequence(
-            np.random.default_rng(random_state).integers(2**63)
-            if isinstance(random_state, np.random.Generator)
-            else random_state
-        )
     )
     n_tests = 1 if shared else X.shape[1]
     null_statistics = [[] for _ in range(n_tests)]
@@ -254,13 +243,7 @@ def _check_arguments(estimator, X, n_resamples, max_exceedances, size_factors):
             "`max_exceedances` must be a positive integer or None, got "
             f"{max_exceedances!r}."
         )
-    try:
-        check_is_fitted(estimator)
-    except Exception:
-        estimator = clone(estimator).fit(X, size_factors=size_factors)
-    X = validate_counts(estimator, X, reset=False)
-    size_factors = resolve_size_factors(X, size_factors, estimator.size_factors)[0]
-    return estimator, X.tocsr() if sp.issparse(X) else X, size_factors
+    return fitted_to(estimator, X, size_factors)
 
 
 def _settings(settings, n_components, shared=None):

@@ -106,3 +106,14 @@ def test_bad_arguments(rex1, kwargs, match):
         lrt_n_components(NegBinomMixture(1), rex1, **kwargs)
     with pytest.raises(ValueError, match="NegBinomMixture"):
         lrt_n_components(object(), rex1)
+
+
+def test_size_factors_must_match_the_fit_and_seeds_must_be_reproducible(rex1):
+    s = np.exp(np.random.default_rng(0).normal(0.0, 0.3, rex1.shape[0]))
+    fitted = NegBinomMixture(1).fit(rex1, size_factors=s)
+    with pytest.raises(ValueError, match="fitted with size factors"):
+        lrt_n_components(fitted, rex1, n_resamples=2)
+    with pytest.raises(ValueError, match="random_state"):
+        lrt_n_components(
+            NegBinomMixture(1), rex1, random_state=np.random.default_rng(0)
+        )
