@@ -292,14 +292,7 @@ def _bootstrap_iv(
     """Check the arguments of :func:`bootstrap`; fit the estimator if needed.
 
     Returns the estimator, X and the size factors of X (None without)."""
-    if not isinstance(estimator, NegBinomMixture):
-        raise ValueError(
-            f"`estimator` must be a NegBinomMixture, got {type(estimator).__name__}."
-        )
-    if not isinstance(n_resamples, Integral) or n_resamples < 1:
-        raise ValueError(
-            f"`n_resamples` must be a positive integer, got {n_resamples!r}."
-        )
+    check_resampling(estimator, n_resamples)
     if method not in ("parametric", "nonparametric"):
         raise ValueError(
             f"`method` must be 'parametric' or 'nonparametric', got {method!r}."
@@ -311,6 +304,20 @@ def _bootstrap_iv(
         )
     seed_root(random_state)
     return fitted_to(estimator, X, size_factors)
+
+
+def check_resampling(estimator, n_resamples):
+    """A ValueError unless ``estimator`` is a NegBinomMixture and
+    ``n_resamples`` a positive integer (the arguments every resampling
+    method takes)."""
+    if not isinstance(estimator, NegBinomMixture):
+        raise ValueError(
+            f"`estimator` must be a NegBinomMixture, got {type(estimator).__name__}."
+        )
+    if not isinstance(n_resamples, Integral) or n_resamples < 1:
+        raise ValueError(
+            f"`n_resamples` must be a positive integer, got {n_resamples!r}."
+        )
 
 
 def seed_root(random_state):

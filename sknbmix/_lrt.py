@@ -13,7 +13,7 @@ from sklearn.base import clone
 from sklearn.utils.parallel import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
-from sknbmix._bootstrap import fitted_to, replicate_seed, seed_root
+from sknbmix._bootstrap import check_resampling, fitted_to, replicate_seed, seed_root
 from sknbmix._fit import FitSettings, fit, parameters_to_theta
 from sknbmix._likelihood import MixtureLikelihood, Theta, sample_mixture
 from sknbmix._mixture import NegBinomMixture
@@ -228,14 +228,7 @@ def lrt_n_components(
 
 def _check_arguments(estimator, X, n_resamples, max_exceedances, size_factors):
     """Validate the arguments; fit the null model if it is not."""
-    if not isinstance(estimator, NegBinomMixture):
-        raise ValueError(
-            f"`estimator` must be a NegBinomMixture, got {type(estimator).__name__}."
-        )
-    if not isinstance(n_resamples, Integral) or n_resamples < 1:
-        raise ValueError(
-            f"`n_resamples` must be a positive integer, got {n_resamples!r}."
-        )
+    check_resampling(estimator, n_resamples)
     if max_exceedances is not None and (
         not isinstance(max_exceedances, Integral) or max_exceedances < 1
     ):
