@@ -194,22 +194,28 @@ class MixtureLikelihood:
 
     # -- the compiled loops ----------------------------------------------------
 
+    def _scaled_cell_data(self):
+        """The data arguments of the per-sample loops with size factors."""
+        table = self.table
+        return (
+            table.values,
+            table.log_factorial,
+            table.feature,
+            table.starts,
+            table.indicator.indptr,
+            table.indicator.indices,
+            self.repeated,
+            self.sample_log_scale,
+            *self.nodes,
+        )
+
     def _pass(self, theta, mode):
         """The E step at ``theta``, then what ``mode`` asks for (see
         :func:`sknbmix._kernels.table_step`)."""
         table = self.table
         if self.sample_log_scale is not None:
-            indicator = table.indicator
             return _kernels.scaled_cell_step(
-                table.values,
-                table.log_factorial,
-                table.feature,
-                table.starts,
-                indicator.indptr,
-                indicator.indices,
-                self.repeated,
-                self.sample_log_scale,
-                *self.nodes,
+                *self._scaled_cell_data(),
                 *contiguous(theta),
                 self.newton_steps,
                 mode,
@@ -423,17 +429,8 @@ class MixtureLikelihood:
         """:meth:`cell_log_prob` with size factors."""
         table = self.table
         if self.per_cell:
-            indicator = table.indicator
             log_prob, resp = _kernels.scaled_cell_log_prob(
-                table.values,
-                table.log_factorial,
-                table.feature,
-                table.starts,
-                indicator.indptr,
-                indicator.indices,
-                self.repeated,
-                self.sample_log_scale,
-                *self.nodes,
+                *self._scaled_cell_data(),
                 *contiguous((theta.log_weights[0, :, 0], *(x[0] for x in theta[1:]))),
             )
             return log_prob, resp if responsibilities else None
@@ -444,7 +441,11 @@ class MixtureLikelihood:
             table.starts,
             *contiguous(theta[1:]),
         )
-        groups = table.feature if theta.log_weights.shape[2] > 1 else 0 * table.feature
+        groups = (
+            table.feature
+            if theta.log_weights.shape[2] > 1
+            else np.zeros_like(table.feature)
+        )
         log_norm, resp = logsumexp_components(
             entry + theta.log_weights.take(groups, axis=-1)
         )
