@@ -11,7 +11,8 @@ hundred distinct counts would be bound by numpy's per-call overhead, and a
 stacked bootstrap by the memory traffic of its temporaries. Each problem (a
 start, or a start and a feature with independent weights) is computed alone
 and in the same order wherever it sits in a batch, so stacks and parallel
-runs give the same bits.
+runs give the same bits. With size factors each form has loops of its own
+(the section "size factors" below).
 
 ``log Gamma`` is ``math.lgamma`` (the C library's) and ``digamma`` the
 function below, both within a few ulp of scipy's. Where a feature's largest
