@@ -47,6 +47,7 @@ validation: $(VENV)/.installed-test
 	$(BIN)/python validation/recovery.py
 	$(BIN)/python validation/public_data.py
 	$(BIN)/python validation/size_factors.py
+	$(BIN)/python validation/lrt_calibration.py
 
 # Runs the tutorial scripts of examples/ (sphinx-gallery); warnings are errors.
 docs: $(VENV)/.installed-docs

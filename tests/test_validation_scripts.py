@@ -243,3 +243,41 @@ def test_size_factors_quick(tmp_path):
         assert (coverage["covered"].astype(bool) == covered).all()
     size_factors = _load("size_factors")
     assert size_factors.format_recovery(recovery, markdown=True).count("\n") == 2
+
+
+def test_lrt_calibration_quick(tmp_path):
+    out = tmp_path / "lrt_calibration.csv"
+    stdout = _run_quick("lrt_calibration.py", out)
+    module = _load("lrt_calibration")
+    paths = module.out_paths(out)
+
+    calibration = pd.read_csv(paths["calibration"])
+    assert set(calibration["setting"]) == set(module.SETTINGS)
+    assert set(calibration["n_components"]) == {1, 2}
+    assert (calibration["statistic"] >= 0).all()
+    assert calibration["pvalue"].between(0, 1, inclusive="right").all()
+    # No test uses more resamples than asked; the smallest p-value is
+    # 1 / (1 + n_resamples).
+    assert (calibration["n_used"] <= calibration["n_resamples"]).all()
+    assert (calibration["pvalue"] >= 1 / (1 + calibration["n_resamples"])).all()
+    summary = module.summarize_calibration(calibration)
+    assert len(summary) == len(module.SETTINGS)
+    for level in (0.05, 0.01):
+        assert (summary[f"low_{level}"] <= summary[f"rate_{level}"]).all()
+        assert (summary[f"rate_{level}"] <= summary[f"high_{level}"]).all()
+
+    restarts = pd.read_csv(paths["restarts"])
+    assert set(restarts["setting"]) == set(module.SETTINGS)
+    lls = restarts[["test_ll", "default_ll", "random20_ll"]]
+    assert np.isfinite(lls).all().all()
+
+    power = module.summarize_power(pd.read_csv(paths["power"]))
+    assert power["power"].between(0, 1).all()
+    assert (tmp_path / "lrt_power.png").stat().st_size > 0
+
+    screen = pd.read_csv(paths["screen"])
+    assert (screen["qvalue"] >= screen["pvalue"] - 1e-12).all()
+    per_screen = module.summarize_screen(screen)
+    assert per_screen["fdp"].between(0, 1).all()
+    assert per_screen["power"].between(0, 1).all()
+    assert "Part screen" in stdout
