@@ -36,10 +36,18 @@ ConfidenceInterval = namedtuple("ConfidenceInterval", ["low", "high"])
 
 PARAMETERS = ("weights", "alpha", "b", "means")
 
-CI_METHODS = ("percentile", "basic", "log-basic", "bc")
+CI_METHODS = ("percentile", "basic", "log-basic", "bc", "bca")
 
 # Two starts of a replicate "disagree" when they end this far apart.
 _DISAGREEMENT = 1e-6
+
+# BCa's jackknife deletes each distinct row of X (identical rows give
+# identical refits) while there are at most this many, else this many
+# random groups of rows: the refits stay few for any n.
+_JACKKNIFE_GROUPS = 500
+# The jackknife's seed is this child of the bootstrap's root seed, beyond
+# the replicates' children 0, 1, ...
+_JACKKNIFE_CHILD = 2**32
 
 
 @dataclass
@@ -75,6 +83,10 @@ class BootstrapResult:
     feature_names : list
         The estimator's ``feature_names_in_`` when it was fitted on a
         DataFrame, else the feature indices.
+    acceleration : dict of str to ndarray or None
+        The acceleration of the BCa intervals, from a jackknife of the data,
+        with the shape of each parameter; None unless :func:`bootstrap` was
+        called with ``ci_method="bca"``.
     """
 
     estimates: dict
@@ -89,6 +101,7 @@ class BootstrapResult:
     confidence_level: float
     shared_weights: bool = field(default=True, repr=False)
     feature_names: list = field(default=None, repr=False)
+    acceleration: dict = field(default=None, repr=False)
 
     def __repr__(self):
         level = f"{100 * self.confidence_level:g}%"
@@ -185,6 +198,13 @@ class BootstrapResult:
         result : BootstrapResult
             A new result; the replicates are shared, not refit.
 
+        Raises
+        ------
+        ValueError
+            For ``ci_method="bca"`` on a result without ``acceleration``:
+            the jackknife it needs refits the data, which only
+            :func:`bootstrap` has.
+
         Examples
         --------
         >>> from sknbmix import NegBinomMixture, bootstrap
@@ -198,12 +218,22 @@ class BootstrapResult:
         if confidence_level is None:
             confidence_level = self.confidence_level
         _check_interval_args(ci_method, confidence_level)
+        if ci_method == "bca" and self.acceleration is None:
+            raise ValueError(
+                "BCa intervals need the acceleration, a jackknife of the data: "
+                "call bootstrap(..., ci_method='bca') (this result was made with "
+                f"ci_method={self.ci_method!r})."
+            )
         return replace(
             self,
             ci_method=ci_method,
             confidence_level=confidence_level,
             confidence_interval=_confidence_intervals(
-                self.estimates, self.point_estimate, ci_method, confidence_level
+                self.estimates,
+                self.point_estimate,
+                ci_method,
+                confidence_level,
+                self.acceleration,
             ),
         )
 
@@ -220,13 +250,17 @@ def _check_interval_args(ci_method, confidence_level):
         )
 
 
-def _confidence_intervals(estimates, point, ci_method, confidence_level):
-    """``(low, high)`` for each parameter from its replicates (rows)."""
+def _confidence_intervals(
+    estimates, point, ci_method, confidence_level, acceleration=None
+):
+    """``(low, high)`` for each parameter from its replicates (rows);
+    ``acceleration`` (a dict like ``point``) is needed for ``"bca"`` only."""
     tail = (1 - confidence_level) / 2
     intervals = {}
     for name, values in estimates.items():
-        if ci_method == "bc":
-            low, high = _bias_corrected(values, point[name], tail)
+        if ci_method in ("bc", "bca"):
+            a = acceleration[name] if ci_method == "bca" else 0.0
+            low, high = _bias_corrected(values, point[name], tail, a)
         else:
             # Weights live in (0, 1), the other parameters in (0, inf): the
             # log-basic interval reflects on the logit or the log scale.
@@ -247,23 +281,50 @@ def _identity(values):
     return values
 
 
-def _bias_corrected(values, point, tail):
-    """Bias-corrected percentile interval (Efron 1981), element-wise.
+def _bias_corrected(values, point, tail, acceleration=0.0):
+    """Bias-corrected (Efron 1981) and, with an ``acceleration``, BCa
+    (Efron 1987) percentile interval, element-wise.
 
-    The replicates' median bias ``z0 = Phi^-1(P(estimate < point))`` shifts
-    the percentiles to ``Phi(2 z0 + z_tail)`` and ``Phi(2 z0 + z_(1-tail))``.
-    Like the percentile interval it does not depend on the scale of the
-    parameter, so it needs no log transform.
+    The replicates' median bias ``z0 = Phi^-1(P(estimate < point))`` and the
+    acceleration ``a`` move the percentile of each end, ``tail`` and
+    ``1 - tail``, to ``Phi(z0 + w / (1 - a w))`` with ``w = z0 + z_level``;
+    with ``a = 0`` that is ``Phi(2 z0 + z_level)``. Like the percentile
+    interval it does not depend on the scale of the parameter, so it needs
+    no log transform.
     """
     n = len(values)
     below = (values < point).sum(axis=0) + 0.5 * (values == point).sum(axis=0)
     # All replicates on one side would give an infinite shift: the most
     # extreme quantile that n replicates can tell apart stands in for it.
     z0 = ndtri(np.clip(below / n, 0.5 / n, 1 - 0.5 / n))
-    z_tail = ndtri(tail)
-    levels = [ndtr(2 * z0 + z_tail), ndtr(2 * z0 - z_tail)]
+    levels = []
+    for z in (ndtri(tail), -ndtri(tail)):
+        w = z0 + z
+        denominator = 1 - acceleration * w
+        with np.errstate(divide="ignore", invalid="ignore"):
+            shifted = ndtr(z0 + w / denominator)
+        # Past the pole at a w = 1 the formula turns back on itself; its
+        # limit there is the extreme replicate on the side of w.
+        levels.append(np.where(denominator > 0, shifted, (w > 0).astype(float)))
     ordered = np.sort(values, axis=0)
     return tuple(_quantile_each(ordered, level) for level in levels)
+
+
+def _jackknife_acceleration(values, weights):
+    """Efron's acceleration ``a = sum d^3 / (6 (sum d^2)^(3/2))`` from
+    jackknife estimates (rows of ``values``), ``d`` being each one's
+    deviation from their mean; row ``u`` stands for ``weights[u]`` deleted
+    units (rows of X with the same values, whose estimates are the same).
+
+    The formula of :func:`scipy.stats.bootstrap`'s BCa, element-wise; an
+    element without spread (a parameter at its cap) gets 0.
+    """
+    weights = np.asarray(weights, dtype=float).reshape((-1,) + (1,) * (values.ndim - 1))
+    deviation = (weights * values).sum(axis=0) / weights.sum() - values
+    cubes = (weights * deviation**3).sum(axis=0)
+    squares = (weights * deviation**2).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(squares > 0, cubes / (6 * squares**1.5), 0.0)
 
 
 def _quantile_each(ordered, level):
@@ -516,7 +577,12 @@ def bootstrap(
             stacklevel=2,
         )
     estimates = {name: params[name][ok] for name in PARAMETERS}
-    intervals = _confidence_intervals(estimates, point, ci_method, confidence_level)
+    acceleration = None
+    if ci_method == "bca":
+        acceleration = _acceleration(settings, point, X, size_factors, root, n_jobs)
+    intervals = _confidence_intervals(
+        estimates, point, ci_method, confidence_level, acceleration
+    )
     errors = {
         name: values.std(axis=0, ddof=1) if len(values) > 1 else values[0] * np.nan
         for name, values in estimates.items()
@@ -536,6 +602,7 @@ def bootstrap(
         feature_names=list(
             getattr(estimator, "feature_names_in_", range(estimator.n_features_in_))
         ),
+        acceleration=acceleration,
     )
 
 
@@ -601,16 +668,6 @@ def _run_batch(settings, point, X, size_factors, method, root, indices):
     With ``size_factors`` (one per sample of X, or None), a parametric
     replicate draws and refits with them, a nonparametric one with the
     size factors of the samples it resamples."""
-    params = {
-        name: np.full((len(indices),) + value.shape, np.nan)
-        for name, value in point.items()
-    }
-    ok = np.zeros(len(indices), dtype=bool)
-    disagree = np.zeros(len(indices), dtype=bool)
-    shared_weights = point["weights"].ndim == 1
-    reference_start = parameters_to_theta(
-        point["weights"], point["alpha"], point["b"], shared_weights
-    )
     n_samples = X.shape[0]
     datasets, scales = [], []
     for index in indices:
@@ -630,21 +687,46 @@ def _run_batch(settings, point, X, size_factors, method, root, indices):
             rows = rng.integers(0, n_samples, n_samples)
             datasets.append(X[rows])
             scales.append(None if size_factors is None else size_factors[rows])
+    # Random initialisations (n_init > 1, "kmeans", "random") draw from the
+    # replicate's own grandchild seed, never global state.
+    seeds = [replicate_seed(replicate_seed(root, index), 0) for index in indices]
+    stack = _can_stack(settings, X, size_factors, method)
+    return _fit_datasets(settings, point, datasets, scales, seeds, stack)
+
+
+def _fit_datasets(settings, point, datasets, scales, seeds, stack):
+    """Fit data sets (replicates or jackknife samples) from the point
+    estimate ``point`` and the default initialisation, keeping the better,
+    with components aligned to ``point``.
+
+    ``scales`` are their size factors (or None), ``seeds`` the
+    SeedSequences of their random starts; ``stack`` says whether they can
+    be fit as one stack (:func:`_can_stack`; then all have the same shape
+    and size factors).
+
+    Returns the parameters (rows of NaN where a fit failed), whether each
+    fit succeeded and whether its starts disagreed."""
+    params = {
+        name: np.full((len(datasets),) + value.shape, np.nan)
+        for name, value in point.items()
+    }
+    ok = np.zeros(len(datasets), dtype=bool)
+    disagree = np.zeros(len(datasets), dtype=bool)
+    shared_weights = point["weights"].ndim == 1
+    reference_start = parameters_to_theta(
+        point["weights"], point["alpha"], point["b"], shared_weights
+    )
     # Workers share two cores with each other: no BLAS threads on top.
     with threadpool_limits(limits=1):
         fits = None
-        if _can_stack(settings, X, size_factors, method):
+        if stack:
             try:
-                fits = _fit_stacked(settings, reference_start, datasets, size_factors)
-            except Exception:  # the replicates are then fit one by one
+                fits = _fit_stacked(settings, reference_start, datasets, scales[0])
+            except Exception:  # the data sets are then fit one by one
                 fits = None
-        for row, (index, data) in enumerate(zip(indices, datasets, strict=True)):
+        for row, data in enumerate(datasets):
             if fits is None:
-                # Random initialisations (n_init > 1, "kmeans", "random") draw
-                # from the replicate's own grandchild seed, never global state.
-                random_state = np.random.RandomState(
-                    np.random.MT19937(replicate_seed(replicate_seed(root, index), 0))
-                )
+                random_state = np.random.RandomState(np.random.MT19937(seeds[row]))
                 try:
                     result = fit(
                         data,
@@ -669,6 +751,101 @@ def _run_batch(settings, point, X, size_factors, method, root, indices):
             for name, value in _aligned(fitted, point).items():
                 params[name][row] = value
     return params, ok, disagree
+
+
+def _acceleration(settings, point, X, size_factors, root, n_jobs):
+    """The acceleration of BCa intervals for every parameter element: a
+    jackknife of X (:func:`_jackknife_units`), each sample refit from the
+    point estimate and the default initialisation as a replicate is, the
+    better kept. Draws (groups, random starts) come from child
+    ``_JACKKNIFE_CHILD`` of ``root`` alone."""
+    jackknife_root = replicate_seed(root, _JACKKNIFE_CHILD)
+    units, weights = _jackknife_units(X, size_factors, jackknife_root)
+    # Batches of units that delete as many rows, so that a batch can stack.
+    sizes = np.array([len(unit) for unit in units])
+    batch_size = _batches(len(units), n_jobs)[0].size
+    batches = []
+    for size in np.unique(sizes):
+        same = np.flatnonzero(sizes == size)
+        batches += np.array_split(same, -(-same.size // batch_size))
+    tasks = (
+        delayed(_jackknife_batch)(
+            settings,
+            point,
+            X,
+            size_factors,
+            [units[u] for u in batch],
+            [replicate_seed(jackknife_root, u) for u in batch],
+        )
+        for batch in batches
+    )
+    outputs = Parallel(n_jobs=n_jobs)(tasks)
+    order = np.concatenate(batches)
+    ok = np.empty(len(units), dtype=bool)
+    ok[order] = np.concatenate([output[1] for output in outputs])
+    n_failed = int(np.count_nonzero(~ok))
+    if n_failed == len(units):
+        raise RuntimeError(
+            f"All {len(units)} jackknife fits of the BCa intervals failed."
+        )
+    if n_failed:
+        warnings.warn(
+            f"{n_failed} of {len(units)} jackknife fits of the BCa intervals "
+            "failed; the acceleration uses the others.",
+            UserWarning,
+            stacklevel=3,
+        )
+    acceleration = {}
+    for name in PARAMETERS:
+        values = np.empty((len(units),) + point[name].shape)
+        values[order] = np.concatenate([output[0][name] for output in outputs])
+        acceleration[name] = _jackknife_acceleration(values[ok], weights[ok])
+    return acceleration
+
+
+def _jackknife_units(X, size_factors, seed):
+    """What each jackknife sample deletes from X: a list of row indices per
+    sample, and how many units of the delete-one jackknife each sample
+    stands for.
+
+    Rows with the same counts and size factor give the same sample, so the
+    delete-one jackknife fits each distinct row's once, weighted by its
+    multiplicity. With more than ``_JACKKNIFE_GROUPS`` distinct rows (or
+    rows, for a sparse X of several features) the rows are dealt at random
+    (``seed``) into that many groups of nearly equal size, each deleted
+    once and weighted 1: a grouped (delete-d) jackknife.
+    """
+    n_samples = X.shape[0]
+    if X.shape[1] == 1 or not sp.issparse(X):
+        dense = X.toarray() if sp.issparse(X) else X
+        rows = dense if size_factors is None else np.column_stack([dense, size_factors])
+        _, first, counts = np.unique(
+            rows, axis=0, return_index=True, return_counts=True
+        )
+        if first.size <= _JACKKNIFE_GROUPS:
+            return [np.array([row]) for row in first], counts
+    elif n_samples <= _JACKKNIFE_GROUPS:
+        return [np.array([row]) for row in range(n_samples)], np.ones(n_samples)
+    # Random, not strided, groups: in sorted data a strided group would be a
+    # systematic sample, whose sums vary far less than a random group's.
+    order = np.random.default_rng(seed).permutation(n_samples)
+    groups = [np.sort(order[g::_JACKKNIFE_GROUPS]) for g in range(_JACKKNIFE_GROUPS)]
+    return groups, np.ones(_JACKKNIFE_GROUPS)
+
+
+def _jackknife_batch(settings, point, X, size_factors, deleted, seeds):
+    """Refit X without the rows ``deleted[i]``, for each ``i``; as
+    :func:`_fit_datasets` returns."""
+    datasets, scales = [], []
+    for rows in deleted:
+        keep = np.ones(X.shape[0], dtype=bool)
+        keep[rows] = False
+        datasets.append(X[keep])
+        scales.append(None if size_factors is None else size_factors[keep])
+    # Deleting samples changes the size factors of each sample's stack
+    # column: with size factors the samples are fit one by one.
+    stack = size_factors is None and _can_stack(settings, X)
+    return _fit_datasets(settings, point, datasets, scales, seeds, stack)
 
 
 def _can_stack(settings, X, size_factors=None, method="parametric"):

@@ -20,7 +20,15 @@ from sklearn.utils.validation import check_is_fitted
 
 import sknbmix
 from sknbmix import NegBinomMixture
-from sknbmix._bootstrap import BootstrapResult, _aligned, _confidence_intervals
+from sknbmix._bootstrap import (
+    _JACKKNIFE_CHILD,
+    BootstrapResult,
+    _aligned,
+    _confidence_intervals,
+    _jackknife_acceleration,
+    _jackknife_units,
+    replicate_seed,
+)
 from sknbmix._data import total_size_factors
 from sknbmix._fit import FitSettings, fit, parameters_to_theta
 from sknbmix._likelihood import sample_mixture
@@ -740,10 +748,174 @@ def test_bias_corrected_equals_percentile_without_median_bias():
 
 def test_with_intervals_rejects_unknown_kind(rex1, rex1_fit):
     res = sknbmix.bootstrap(rex1_fit, rex1, n_resamples=5, random_state=0)
-    with pytest.raises(ValueError, match="ci_method.*'bc'"):
-        res.with_intervals("bca")
+    with pytest.raises(ValueError, match="ci_method.*'bca'"):
+        res.with_intervals("studentized")
     with pytest.raises(ValueError, match="confidence_level"):
         res.with_intervals(confidence_level=95)
+    # BCa needs the jackknife of the data, which only bootstrap() has.
+    assert res.acceleration is None
+    with pytest.raises(ValueError, match="acceleration.*ci_method='bca'"):
+        res.with_intervals("bca")
+
+
+def test_bca_interval_equals_scipy_bootstrap():
+    # The sample mean of skewed counts with ties: the delete-one jackknife over the
+    # distinct values, weighted by their multiplicities, and the replicates
+    # given to scipy make the same BCa interval as scipy's own jackknife.
+    rng = np.random.default_rng(5)
+    data = rng.negative_binomial(1, 0.1, 60).astype(float)
+    distinct, counts = np.unique(data, return_counts=True)
+    jackknife = np.array(
+        [np.delete(data, np.flatnonzero(data == value)[0]).mean() for value in distinct]
+    )
+    acceleration = _jackknife_acceleration(jackknife[:, None], counts)
+    replicates = rng.choice(data, (400, data.size)).mean(axis=1)
+    ours = _confidence_intervals(
+        {"b": replicates[:, None]},
+        {"b": np.array([data.mean()])},
+        "bca",
+        0.9,
+        {"b": acceleration},
+    )["b"]
+    given = scipy.stats._resampling.BootstrapResult(
+        confidence_interval=None, bootstrap_distribution=replicates, standard_error=None
+    )
+    theirs = scipy.stats.bootstrap(
+        (data,),
+        np.mean,
+        n_resamples=0,
+        bootstrap_result=given,
+        method="BCa",
+        confidence_level=0.9,
+    ).confidence_interval
+    assert acceleration[0] > 0.02  # the counts are skewed to the right
+    np.testing.assert_allclose(
+        [ours.low[0], ours.high[0]], [theirs.low, theirs.high], rtol=1e-12
+    )
+
+
+def test_bca_levels_by_hand():
+    values = np.random.default_rng(0).gamma(2.0, size=(301, 2))
+    point = np.array([1.5, 2.5])
+    # 0.6 puts the upper level past the pole 1 - a w = 0: the top replicate.
+    a = np.array([0.05, 0.6])
+    low, high = _confidence_intervals(
+        {"alpha": values}, {"alpha": point}, "bca", 0.9, {"alpha": a}
+    )["alpha"]
+    for k in range(2):
+        z0 = scipy.stats.norm.ppf(np.mean(values[:, k] < point[k]))
+        z = scipy.stats.norm.ppf([0.05, 0.95])
+        w = z0 + z
+        levels = scipy.stats.norm.cdf(z0 + w / (1 - a[k] * w))
+        if k == 1:
+            assert 1 - a[k] * w[1] < 0
+            levels[1] = 1.0
+        expected = np.quantile(values[:, k], levels)
+        np.testing.assert_allclose([low[k], high[k]], expected, rtol=1e-12)
+    # No acceleration: the bias-corrected interval.
+    zero = {"alpha": np.zeros(2)}
+    bca = _confidence_intervals({"alpha": values}, {"alpha": point}, "bca", 0.9, zero)
+    bc = _confidence_intervals({"alpha": values}, {"alpha": point}, "bc", 0.9)
+    np.testing.assert_allclose(bca["alpha"].low, bc["alpha"].low, rtol=1e-14)
+    np.testing.assert_allclose(bca["alpha"].high, bc["alpha"].high, rtol=1e-14)
+
+
+def jackknife_by_hand(reference, X, deleted, weights):
+    """The acceleration from refits of X without each set of rows."""
+    point = {name: getattr(reference, f"{name}_") for name in PARAMETERS}
+    fits = [
+        _aligned(refit_replicate(reference, np.delete(X, rows, axis=0)), point)
+        for rows in deleted
+    ]
+    return {
+        name: _jackknife_acceleration(np.array([f[name] for f in fits]), weights)
+        for name in PARAMETERS
+    }
+
+
+def test_bca_acceleration_is_the_delete_one_jackknife(rex1, rex1_fit):
+    res = sknbmix.bootstrap(
+        rex1_fit, rex1, n_resamples=40, random_state=0, ci_method="bca"
+    )
+    assert res.ci_method == "bca"
+    # Every one of the 279 rows deleted in turn, identical rows refit again.
+    expected = jackknife_by_hand(
+        rex1_fit, rex1, np.arange(len(rex1))[:, None], np.ones(len(rex1))
+    )
+    for name in PARAMETERS:
+        np.testing.assert_allclose(
+            res.acceleration[name], expected[name], rtol=1e-3, atol=1e-6
+        )
+        assert res.acceleration[name].shape == res.point_estimate[name].shape
+    # The weights sum to one: their accelerations are opposite.
+    np.testing.assert_allclose(
+        res.acceleration["weights"][0], -res.acceleration["weights"][1]
+    )
+    assert np.all(res.acceleration["alpha"] != 0)
+    # The replicates are the percentile result's; other kinds keep the
+    # acceleration, and BCa comes back from them unchanged.
+    percentile = sknbmix.bootstrap(rex1_fit, rex1, n_resamples=40, random_state=0)
+    assert_same_estimates(res, percentile)
+    again = res.with_intervals("percentile").with_intervals("bca")
+    for name in PARAMETERS:
+        np.testing.assert_array_equal(
+            again.confidence_interval[name].low, res.confidence_interval[name].low
+        )
+        np.testing.assert_array_equal(
+            percentile.confidence_interval[name].high,
+            res.with_intervals("percentile").confidence_interval[name].high,
+        )
+        expected_interval = _confidence_intervals(
+            res.estimates, res.point_estimate, "bca", 0.95, res.acceleration
+        )[name]
+        np.testing.assert_array_equal(
+            res.confidence_interval[name].high, expected_interval.high
+        )
+
+
+def test_bca_grouped_jackknife(rex1, rex1_fit, monkeypatch):
+    # More distinct rows than groups: a delete-d jackknife of random groups.
+    monkeypatch.setattr(sknbmix._bootstrap, "_JACKKNIFE_GROUPS", 25)
+    seed = replicate_seed(np.random.SeedSequence(3), _JACKKNIFE_CHILD)
+    groups, weights = _jackknife_units(rex1, None, seed)
+    assert len(groups) == 25
+    np.testing.assert_array_equal(np.sort(np.concatenate(groups)), np.arange(279))
+    assert {len(group) for group in groups} == {11, 12}
+    np.testing.assert_array_equal(weights, np.ones(25))
+    res = sknbmix.bootstrap(
+        rex1_fit, rex1, n_resamples=10, random_state=3, ci_method="bca"
+    )
+    expected = jackknife_by_hand(rex1_fit, rex1, groups, weights)
+    for name in PARAMETERS:
+        np.testing.assert_allclose(
+            res.acceleration[name], expected[name], rtol=1e-3, atol=1e-6
+        )
+    # Groups and refits depend on the seed alone, not on the workers.
+    parallel = sknbmix.bootstrap(
+        rex1_fit, rex1, n_resamples=10, random_state=3, ci_method="bca", n_jobs=2
+    )
+    for name in PARAMETERS:
+        np.testing.assert_array_equal(
+            parallel.acceleration[name], res.acceleration[name]
+        )
+
+
+def test_bca_with_size_factors(depth_data, depth_fit):
+    # Jackknife samples keep the size factors of their rows, one by one.
+    X, size_factors = depth_data
+    res = sknbmix.bootstrap(
+        depth_fit,
+        X,
+        size_factors=size_factors,
+        n_resamples=20,
+        random_state=0,
+        ci_method="bca",
+    )
+    for name in PARAMETERS:
+        a = res.acceleration[name]
+        assert np.all(np.isfinite(a)) and np.all(np.abs(a) < 0.2)
+        low, high = res.confidence_interval[name]
+        assert np.all(low <= high)
 
 
 @pytest.mark.parametrize("shared_weights", [True, False])

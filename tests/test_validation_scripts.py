@@ -60,6 +60,7 @@ def test_coverage_quick(tmp_path):
         "truth",
         "estimate",
         "standard_error",
+        "acceleration",
         "low",
         "high",
         "width",
@@ -67,6 +68,13 @@ def test_coverage_quick(tmp_path):
         "miss",
     }
     assert set(rows.columns) == expected
+    # The BCa acceleration is the same for every interval method.
+    assert (
+        rows.groupby(["n_samples", "dataset", "parameter", "component"])["acceleration"]
+        .nunique()
+        .eq(1)
+        .all()
+    )
     assert set(rows["ci_method"]) == set(CI_METHODS)
     assert set(rows["parameter"]) == set(PARAMETERS)
     # One row per data set, interval method, parameter and component.
