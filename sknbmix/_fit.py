@@ -495,8 +495,14 @@ def fit_starts(likelihood, starts, settings, tol, n_protected=0, reseed=True):
         tol=tol,
         n_protected=n_protected,
     )
-    finish = _finish_by_powell if settings.solver == "powell" else _finish_by_em
-    best = finish(stack, theta, reached, n_iter, converged, settings, tol)
+    if settings.solver == "powell":
+        best = _finish_by_powell(
+            stack, theta, reached, n_iter, converged, settings, tol
+        )
+    else:
+        best = _finish_by_em(
+            stack, theta, reached, n_iter, converged, settings, tol, n_protected
+        )
     fitted = StartsFit(
         stack.take(theta, best),
         stack.take(reached, best),
@@ -509,14 +515,15 @@ def fit_starts(likelihood, starts, settings, tol, n_protected=0, reseed=True):
     return fitted
 
 
-def _finish_by_em(stack, theta, reached, n_iter, converged, settings, tol):
+def _finish_by_em(stack, theta, reached, n_iter, converged, settings, tol, n_protected):
     """Run the screened problems that have not converged on to convergence,
     in place, and return the best start of each group.
 
     Problems that EM has not finished by then crawl (heavy overlap, or a
     component nearing the Poisson limit): Newton's method finishes them
     where its Hessian is affordable, EM the rest (and whatever Newton leaves,
-    e.g. at degenerate optima with emptying components).
+    e.g. at degenerate optima with emptying components). Either leaves a
+    start for a better one in its basin, except the first ``n_protected``.
     """
 
     def continue_from(index, maximise):
@@ -526,7 +533,11 @@ def _finish_by_em(stack, theta, reached, n_iter, converged, settings, tol):
         if budget <= 0:
             return
         new_theta, new_reached, new_iter, new_converged = maximise(
-            stack.select(index), stack.take(theta, index), max_iter=budget, tol=tol
+            stack.select(index),
+            stack.take(theta, index),
+            max_iter=budget,
+            tol=tol,
+            n_protected=n_protected,
         )
         stack.put(theta, index, new_theta)
         stack.put(reached, index, new_reached)

@@ -54,6 +54,9 @@ _PRODUCT_LOG_LIMIT = 600.0
 # many grid points per distinct count: a point costs a division, a distinct
 # count two digamma evaluations.
 _GRID_RATIO = 4.0
+# The Hessian carries digamma and trigamma differences from one distinct
+# count to the next by their recurrences across at most this many integers.
+_RECURRENCE_GAP = 8.0
 _DIFFERENCE_STEP = 1e-6
 # Newton's step for alpha has converged below this.
 _NEWTON_DONE = 1e-10
@@ -822,6 +825,49 @@ def _softplus_pair(z):
 
 
 @njit(cache=True, error_model="numpy")
+def _scaled_table_e_step(
+    values,
+    log_factorial,
+    multiplicity,
+    scale_index,
+    log_scales,
+    low,
+    high,
+    log_weights,
+    log_alpha,
+    log_b,
+    mass,
+    soft,
+    soft_inverse,
+):
+    """:func:`_table_e_step` with size factors (see
+    :func:`scaled_table_step`); ``soft`` and ``soft_inverse`` are scratch
+    space of one value per distinct size factor."""
+    for k in range(log_alpha.size):
+        alpha = math.exp(log_alpha[k])
+        log_gamma_alpha = math.lgamma(alpha)
+        for d in range(log_scales.size):
+            soft[d], soft_inverse[d] = _softplus_pair(log_scales[d] + log_b[k])
+        coefficient = 0.0
+        previous = 0.0
+        for e in range(low, high):
+            x = values[e]
+            d = scale_index[e]
+            log_prob = log_weights[k] - alpha * soft[d]
+            if x > 0.0:
+                if x != previous:
+                    # lgamma(x + alpha) - lgamma(alpha) - log(x!).
+                    coefficient = _count_log_prob(
+                        x, log_factorial[e], alpha, log_gamma_alpha, 0.0
+                    )
+                    previous = x
+                # x log(s b / (1 + s b)) = -x log1p(1 / (s b)).
+                log_prob += coefficient - x * soft_inverse[d]
+            mass[k, e] = log_prob
+    return _normalise_entries(multiplicity, low, high, mass)
+
+
+@njit(cache=True, error_model="numpy")
 def scaled_table_step(
     values,
     log_factorial,
@@ -871,30 +917,21 @@ def scaled_table_step(
         for f in range(n_features):
             low, high = _entries(starts, f, n_entries)
             w = f if n_weight_groups > 1 else 0
-            for k in range(n_components):
-                alpha = math.exp(log_alpha[s, k, f])
-                log_gamma_alpha = math.lgamma(alpha)
-                for d in range(n_scales):
-                    soft[d], soft_inverse[d] = _softplus_pair(
-                        log_scales[d] + log_b[s, k, f]
-                    )
-                coefficient = 0.0
-                previous = 0.0
-                for e in range(low, high):
-                    x = values[e]
-                    d = scale_index[e]
-                    log_prob = log_weights[s, k, w] - alpha * soft[d]
-                    if x > 0.0:
-                        if x != previous:
-                            # lgamma(x + alpha) - lgamma(alpha) - log(x!).
-                            coefficient = _count_log_prob(
-                                x, log_factorial[e], alpha, log_gamma_alpha, 0.0
-                            )
-                            previous = x
-                        # x log(s b / (1 + s b)) = -x log1p(1 / (s b)).
-                        log_prob += coefficient - x * soft_inverse[d]
-                    mass[k, e] = log_prob
-            log_likelihood[s, 0, f] = _normalise_entries(multiplicity, low, high, mass)
+            log_likelihood[s, 0, f] = _scaled_table_e_step(
+                values,
+                log_factorial,
+                multiplicity,
+                scale_index,
+                log_scales,
+                low,
+                high,
+                log_weights[s, :, w],
+                log_alpha[s, :, f],
+                log_b[s, :, f],
+                mass,
+                soft,
+                soft_inverse,
+            )
             if mode == LOG_LIKELIHOOD:
                 continue
             for k in range(n_components):
@@ -1359,6 +1396,279 @@ def scaled_cell_log_prob(
         cell_resp,
     )
     return cell_log_prob, cell_resp
+
+
+# -- the Hessian of the table form ---------------------------------------------
+
+
+@njit(cache=True, error_model="numpy")
+def trigamma(x):
+    """``trigamma(x)`` for ``x > 0``: the recurrence up to 10, then the
+    asymptotic series (first omitted term below 1e-16)."""
+    result = 0.0
+    while x < 10.0:
+        result += 1.0 / (x * x)
+        x += 1.0
+    r = 1.0 / x
+    r2 = r * r
+    series = r2 * (
+        1.0 / 6
+        - r2
+        * (
+            1.0 / 30
+            - r2
+            * (
+                1.0 / 42
+                - r2 * (1.0 / 30 - r2 * (5.0 / 66 - r2 * (691 / 2730 - r2 * 7 / 6)))
+            )
+        )
+    )
+    return result + r + 0.5 * r2 + r * series
+
+
+@njit(cache=True, error_model="numpy")
+def _digamma_difference(x, alpha, at_alpha):
+    """``digamma(x + alpha) - digamma(alpha)``, given ``digamma(alpha)``."""
+    if x == 0.0:
+        return 0.0
+    if alpha > SERIES_ALPHA:
+        return _digamma_series(x, alpha)
+    return digamma(x + alpha) - at_alpha
+
+
+@njit(cache=True, error_model="numpy")
+def _trigamma_difference(x, alpha, at_alpha):
+    """``trigamma(x + alpha) - trigamma(alpha)``, given ``trigamma(alpha)``;
+    above ``SERIES_ALPHA``, where the two cancel, the difference of the
+    first terms of their series (``1/z + 1/(2 z**2) + 1/(6 z**3)``; the
+    next, ``1 / (30 alpha**5)``, is below 1e-16)."""
+    if x == 0.0:
+        return 0.0
+    if alpha <= SERIES_ALPHA:
+        return trigamma(x + alpha) - at_alpha
+    z = x + alpha
+    az = alpha * z
+    return -x * (
+        1.0 / az
+        + (alpha + z) / (2.0 * az * az)
+        + (z * z + az + alpha * alpha) / (6.0 * az * az * az)
+    )
+
+
+@njit(cache=True, error_model="numpy")
+def _polygamma_differences(values, low, high, alpha, digamma_out, trigamma_out):
+    """``digamma(x + alpha) - digamma(alpha)`` and the same of trigamma at
+    the counts ``x`` of entries ``low`` to ``high`` (ascending).
+
+    Across a short gap from the previous count the differences are carried
+    on by the recurrences, ``+ 1 / (alpha + j)`` and ``- 1 / (alpha +
+    j)**2`` per integer ``j`` in between (divisions, where a direct
+    difference costs two series); across a long one they are computed
+    directly.
+    """
+    at_digamma, at_trigamma = digamma(alpha), trigamma(alpha)
+    first, second, j = 0.0, 0.0, 0.0
+    for e in range(low, high):
+        x = values[e]
+        if x - j > _RECURRENCE_GAP or x != math.floor(x):
+            first = _digamma_difference(x, alpha, at_digamma)
+            second = _trigamma_difference(x, alpha, at_trigamma)
+            j = x
+        while j < x:
+            reciprocal = 1.0 / (alpha + j)
+            first += reciprocal
+            second -= reciprocal * reciprocal
+            j += 1.0
+        digamma_out[e] = first
+        trigamma_out[e] = second
+
+
+@njit(cache=True, error_model="numpy")
+def _scale_terms(log_alpha, log_b, log_scales, out):
+    """What an entry's derivatives share with every entry of its size factor
+    (one, ``s = 1``, without size factors): for each component and size
+    factor, ``q = s b / (1 + s b)``, ``1 - q``, the mean ``s alpha b`` and
+    ``log1p(s b)``."""
+    for k in range(log_alpha.size):
+        alpha = math.exp(log_alpha[k])
+        for d in range(out.shape[2]):
+            z = log_b[k] + (log_scales[d] if log_scales.size else 0.0)
+            out[0, k, d] = _sigmoid(z)
+            out[1, k, d] = _sigmoid(-z)
+            out[2, k, d] = alpha * math.exp(z)
+            out[3, k, d] = _softplus(z)
+
+
+@njit(cache=True, error_model="numpy")
+def _add_entry_hessian(
+    x,
+    d,
+    alphas,
+    scale_terms,
+    mass,
+    n,
+    e,
+    digammas,
+    trigammas,
+    mean_gradient,
+    hessian,
+):
+    """Add the term of entry ``e`` (count ``x``, size factor ``d`` of
+    :func:`_scale_terms`, multiplicity ``n``) to the Hessian of one problem.
+
+    With ``a_k`` the log of component k's weight times its probability of
+    the entry, the entry's log-likelihood is ``log sum_k exp(a_k)``, whose
+    Hessian is ``sum_k r_k (H a_k + g_k g_k') - gbar gbar'`` (``r`` the
+    responsibilities, ``g_k`` the gradient of ``a_k``, ``gbar = sum_k r_k
+    g_k``). ``g_k`` holds 1 at component k's logit (the part from the other
+    logits, the same for every k, drops out of the difference), and the
+    derivatives of ``log NB(x; alpha, s mean)`` in ``u = log alpha`` and
+    ``v = log mean``. The logits' own second derivatives, the same for every
+    entry, are added once per problem by the caller. Only the upper triangle
+    is filled (the caller mirrors it).
+    """
+    n_components = alphas.size
+    first = n_components - 1
+    mean_gradient[:] = 0.0
+    for k in range(n_components):
+        r = mass[k, e]  # n r_k
+        alpha = alphas[k]
+        q, p = scale_terms[0, k, d], scale_terms[1, k, d]
+        m, soft = scale_terms[2, k, d], scale_terms[3, k, d]
+        # x - (x + alpha) q, without its cancellation at large counts.
+        d_v = (x - m) * p
+        d_u = alpha * (digammas[k, e] - soft) + p * (m - x)
+        d_uu = d_u + alpha * alpha * trigammas[k, e] + alpha * q - (m - x) * p * p
+        d_uv = (x - m) * q * p
+        d_vv = -(x + alpha) * q * p
+        u, v = first + k, first + n_components + k
+        if k > 0:
+            j = k - 1
+            mean_gradient[j] += r
+            hessian[j, j] += r
+            hessian[j, u] += r * d_u
+            hessian[j, v] += r * d_v
+        mean_gradient[u] += r * d_u
+        mean_gradient[v] += r * d_v
+        hessian[u, u] += r * (d_u * d_u + d_uu)
+        hessian[v, v] += r * (d_v * d_v + d_vv)
+        hessian[u, v] += r * (d_u * d_v + d_uv)
+    for i in range(mean_gradient.size):
+        scaled = mean_gradient[i] / n
+        for j in range(i, mean_gradient.size):
+            hessian[i, j] -= scaled * mean_gradient[j]
+
+
+@njit(cache=True, error_model="numpy")
+def table_hessian(
+    values,
+    log_factorial,
+    multiplicity,
+    scale_index,
+    log_scales,
+    starts,
+    log_weights,
+    log_alpha,
+    log_b,
+):
+    """The Hessian of each table-form problem's log-likelihood, in Newton's
+    coordinates (see :func:`sknbmix._newton.to_rows`): the logits of
+    components 2..K against component 1, then ``log alpha`` and ``log
+    mean`` of each component.
+
+    The arguments are those of :func:`table_step`, with ``scale_index`` and
+    ``log_scales`` those of :func:`scaled_table_step` (both empty without
+    size factors).
+
+    Returns
+    -------
+    hessian : ndarray of shape (n_starts, n_features, n_params, n_params)
+        ``n_params = 3 n_components - 1``.
+    """
+    n_starts, n_components, n_features = log_alpha.shape
+    n_entries = values.size
+    n_weight_groups = log_weights.shape[2]
+    n_params = 3 * n_components - 1
+    hessian = np.zeros((n_starts, n_features, n_params, n_params))
+    mass = np.empty((n_components, n_entries))
+    soft = np.empty(log_scales.size)
+    soft_inverse = np.empty(log_scales.size)
+    mean_gradient = np.empty(n_params)
+    digammas = np.empty((n_components, n_entries))
+    trigammas = np.empty((n_components, n_entries))
+    scaled = scale_index.size > 0
+    scale_terms = np.empty((4, n_components, max(log_scales.size, 1)))
+    alphas = np.empty(n_components)
+    for s in range(n_starts):
+        for f in range(n_features):
+            low, high = _entries(starts, f, n_entries)
+            w = f if n_weight_groups > 1 else 0
+            if scaled:
+                _scaled_table_e_step(
+                    values,
+                    log_factorial,
+                    multiplicity,
+                    scale_index,
+                    log_scales,
+                    low,
+                    high,
+                    log_weights[s, :, w],
+                    log_alpha[s, :, f],
+                    log_b[s, :, f],
+                    mass,
+                    soft,
+                    soft_inverse,
+                )
+            else:
+                _table_e_step(
+                    values,
+                    log_factorial,
+                    multiplicity,
+                    low,
+                    high,
+                    log_weights[s, :, w],
+                    log_alpha[s, :, f],
+                    log_b[s, :, f],
+                    mass,
+                )
+            for k in range(n_components):
+                alphas[k] = math.exp(log_alpha[s, k, f])
+                _polygamma_differences(
+                    values, low, high, alphas[k], digammas[k], trigammas[k]
+                )
+            _scale_terms(log_alpha[s, :, f], log_b[s, :, f], log_scales, scale_terms)
+            out = hessian[s, f]
+            total = 0.0
+            for e in range(low, high):
+                if multiplicity[e] == 0.0:
+                    continue  # a feature's zero entry, where it has no zeros
+                total += multiplicity[e]
+                _add_entry_hessian(
+                    values[e],
+                    scale_index[e] if scaled else 0,
+                    alphas,
+                    scale_terms,
+                    mass,
+                    multiplicity[e],
+                    e,
+                    digammas,
+                    trigammas,
+                    mean_gradient,
+                    out,
+                )
+            # The logits' second derivatives: log w_k = z_k - log sum_j
+            # exp(z_j) has Hessian -(diag(w) - w w') in the logits z.
+            for i in range(1, n_components):
+                weight_i = math.exp(log_weights[s, i, w])
+                out[i - 1, i - 1] -= total * weight_i
+                for j in range(i, n_components):
+                    out[i - 1, j - 1] += (
+                        total * weight_i * math.exp(log_weights[s, j, w])
+                    )
+            for i in range(n_params):
+                for j in range(i):
+                    out[i, j] = out[j, i]
+    return hessian
 
 
 @njit(cache=True, error_model="numpy")

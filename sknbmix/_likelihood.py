@@ -288,6 +288,32 @@ class MixtureLikelihood:
         log_likelihood, logits, log_alpha, log_b = self._pass(theta, _kernels.GRADIENT)
         return log_likelihood, Theta(logits[:, 1:], log_alpha, log_b)
 
+    @property
+    def has_hessian(self):
+        """Whether :meth:`hessian` is available: in the table form (one
+        feature per problem)."""
+        return not self.per_cell and self.sample_log_scale is None
+
+    def hessian(self, theta):
+        """The Hessian of each problem's log-likelihood in Newton's
+        coordinates (see :func:`sknbmix._kernels.table_hessian`), shaped
+        (n_problems, n_params, n_params), problems in the order of
+        :meth:`sknbmix._stack.ProblemStack.rows`. Table form only."""
+        table = self.table
+        scaled = table.log_scales is not None
+        empty = np.empty(0)
+        hessian = _kernels.table_hessian(
+            table.values,
+            table.log_factorial,
+            table.multiplicity,
+            table.scale_index if scaled else np.empty(0, dtype=np.int64),
+            table.log_scales if scaled else empty,
+            table.starts,
+            *contiguous(theta),
+        )
+        # One start (independent weights) or one feature (shared weights).
+        return hessian.reshape((-1,) + hessian.shape[2:])
+
     def from_responsibilities(self, resp):
         """The M step from responsibilities of samples or of distinct counts.
 

@@ -6,17 +6,20 @@ more than a hundred iterations. Newton's method converges quadratically there,
 and its decrement ``g' (-H)^-1 g / 2`` estimates the gain still to come, so it
 also certifies that a fit is within ``tol`` of a maximum.
 
-Problems are independent (one per start of the shared model; one per start
-and feature with independent weights), so each column of the Hessian, a
-forward difference of the analytic gradient, is computed for all problems at
-once: a Newton step costs ``n_params + 1`` gradient evaluations of the whole
-batch, where ``n_params`` counts the parameters of one problem.
+In the table form (one feature per problem: a gene alone, or independent
+weights) the Hessian is analytic (:func:`sknbmix._kernels.table_hessian`),
+and a Newton step costs about two passes over the data. Elsewhere the
+problems are independent (one per start of the shared model), so each column
+of the Hessian, a forward difference of the analytic gradient, is computed
+for all problems at once: a step costs ``n_params + 1`` gradient evaluations
+of the whole batch, where ``n_params`` counts the parameters of one problem.
 """
 
 # SPDX-License-Identifier: BSD-3-Clause
 
 import numpy as np
 
+from sknbmix._em import outpaced
 from sknbmix._likelihood import (
     LOG_ALPHA_BOUNDS,
     Theta,
@@ -103,7 +106,22 @@ class _Coordinates:
         )
 
 
-def newton_maximise(stack, theta, *, max_iter, tol):
+def _hessian(stack, coordinates, rows, gradient, evaluate):
+    """The Hessian of each problem at ``rows``: analytic in the table form,
+    elsewhere by forward differences of the gradient ``evaluate`` gives,
+    one column per parameter of a problem."""
+    if stack.likelihood.has_hessian:
+        return stack.likelihood.hessian(coordinates.theta(stack, rows))
+    n_params = rows.shape[1]
+    hessian = np.empty(rows.shape + (n_params,))
+    for p in range(n_params):
+        shifted = rows.copy()
+        shifted[:, p] += _HESSIAN_STEP
+        hessian[..., p] = (evaluate(stack, shifted)[1] - gradient) / _HESSIAN_STEP
+    return 0.5 * (hessian + np.swapaxes(hessian, -1, -2))
+
+
+def newton_maximise(stack, theta, *, max_iter, tol, n_protected=0):
     """Maximise each problem's log-likelihood by modified Newton steps.
 
     The Hessian's eigenvalues are replaced by their absolute values (a
@@ -113,7 +131,9 @@ def newton_maximise(stack, theta, *, max_iter, tol):
     per iteration) while a step does not raise the log-likelihood and doubled
     after a step that does. Coordinates at a bound with the gradient pointing
     out of it (``alpha`` at the Poisson cap) are held fixed. A problem leaves
-    the batch once it has converged or no step raises it any more.
+    the batch once it has converged, once no step raises it any more, or
+    once it has come within the same basin as a better start of its group
+    (see :func:`sknbmix._em.outpaced`).
 
     Parameters
     ----------
@@ -125,6 +145,8 @@ def newton_maximise(stack, theta, *, max_iter, tol):
     tol : float
         A problem has converged when the Newton decrement, the gain a full
         step is expected to bring, is below ``tol``.
+    n_protected : int, default=0
+        Starts numbered below this are never left for a better start.
 
     Returns
     -------
@@ -132,10 +154,11 @@ def newton_maximise(stack, theta, *, max_iter, tol):
     log_likelihood : ndarray, problem-shaped
     n_iter : ndarray of int with one entry per problem
     converged : ndarray of bool, problem-shaped
+        True where a problem converged, or was left for a better start.
     """
     coordinates = _Coordinates(stack, theta)
     rows = to_rows(stack, theta)
-    n_batch, n_params = rows.shape
+    n_batch = rows.shape[0]
     low, high = coordinates.low, coordinates.high
     alpha_coordinate = high == LOG_ALPHA_BOUNDS[1]
     mean_coordinate = low == _LOG_MEAN_MIN
@@ -175,13 +198,7 @@ def newton_maximise(stack, theta, *, max_iter, tol):
             x = np.where(gained[:, None], jumped, x)
             g = np.where(gained[:, None], jumped_g, g)
             f = np.where(gained, jumped_f, f)
-        # Columns of the Hessian by forward differences of the gradient.
-        hessian = np.empty(x.shape + (n_params,))
-        for p in range(n_params):
-            shifted = x.copy()
-            shifted[:, p] += _HESSIAN_STEP
-            hessian[..., p] = (evaluate(sub, shifted)[1] - g) / _HESSIAN_STEP
-        hessian = 0.5 * (hessian + np.swapaxes(hessian, -1, -2))
+        hessian = _hessian(sub, coordinates, x, g, evaluate)
         frozen = ((x >= high) & (g > 0)) | ((x <= low) & (g < 0))
         free_gradient = np.where(frozen, 0.0, g)
         hessian = np.where(frozen[..., None] | frozen[..., None, :], 0.0, hessian)
@@ -232,7 +249,14 @@ def newton_maximise(stack, theta, *, max_iter, tol):
         # Report convergence only if the step promised little anyway.
         stuck = ~better & ~done
         converged[active] = done | (stuck & (decrement < 1e3 * tol))
-        staying = np.flatnonzero(~(done | stuck))
+        # Starts of a group that meet in one basin end at one maximum: the
+        # worse goes no further (as in EM's screen).
+        moot = stack.flat(
+            outpaced(stack, coordinates.theta(stack, rows), stack.along(log_likelihood))
+        )
+        moot = moot[active] & (stack.start[active] >= n_protected) & ~(done | stuck)
+        converged[active[moot]] = True
+        staying = np.flatnonzero(~(done | stuck | moot))
         active = active[staying]
         sub = sub.select(staying)
     return (

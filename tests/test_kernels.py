@@ -7,9 +7,10 @@ from scipy.special import digamma
 
 from sknbmix import _kernels
 from sknbmix._data import build_count_table
-from sknbmix._em import _converged, _extrapolate, _outpaced
+from sknbmix._em import _converged, _extrapolate, outpaced
 from sknbmix._fit import FitSettings, initial_starts
 from sknbmix._likelihood import MixtureLikelihood, Theta
+from sknbmix._newton import _Coordinates, to_rows
 from sknbmix._stack import ProblemStack
 
 
@@ -253,6 +254,142 @@ def test_outpacing_rule(singer, shared_weights):
     # The others behind start 0, but not by far.
     flat[stack.start > 2] = np.repeat(flat[first], 1 + stack.start.max() - 3) - 0.5
     out = stack.flat(
-        _outpaced(stack, near, stack.along(flat), stack.along(np.full(flat.size, 0.1)))
+        outpaced(stack, near, stack.along(flat), stack.along(np.full(flat.size, 0.1)))
     )
     assert out[second].all() and out[third].all() and not out[first].any()
+
+
+def _newton_gradient(stack, coordinates, rows):
+    """The gradient in Newton's coordinates at ``rows`` (a row per problem)."""
+    _, gradient = stack.likelihood.gradient(coordinates.theta(stack, rows))
+    # From (log alpha, log b) to (log alpha, log mean).
+    return np.concatenate(
+        [
+            stack.rows(x)
+            for x in (
+                gradient.log_weights,
+                gradient.log_alpha - gradient.log_b,
+                gradient.log_b,
+            )
+        ],
+        axis=1,
+    )
+
+
+@pytest.mark.parametrize("n_components", [1, 2, 3])
+@pytest.mark.parametrize("shared_weights", [True, False])
+@pytest.mark.parametrize("scaled", [False, True])
+def test_table_hessian_is_the_slope_of_the_gradient(
+    singer, n_components, shared_weights, scaled
+):
+    # Central differences of the analytic gradient, at the default starts
+    # and at moved ones with alpha at 2e5 (series differences) and 1e-3:
+    # every coordinate, every problem.
+    X = singer[:, :1] if shared_weights else singer
+    rng = np.random.default_rng(n_components)
+    size_factors = rng.lognormal(0.0, 0.5, X.shape[0]) if scaled else None
+    likelihood = MixtureLikelihood.of_counts(X, shared_weights, size_factors)
+    assert likelihood.has_hessian
+    plain = MixtureLikelihood(build_count_table(X), shared_weights)
+    starts = initial_starts(plain, X, FitSettings(n_components=n_components), 0, None)
+    log_alpha = starts.log_alpha + rng.normal(0, 1.0, starts.log_alpha.shape)
+    log_alpha[0, 0] = np.log(2e5)
+    log_alpha[-1, -1] = np.log(1e-3)
+    moved = Theta(
+        starts.log_weights,
+        log_alpha,
+        starts.log_b + rng.normal(0, 0.5, starts.log_b.shape),
+    )
+    for points in (starts, moved):
+        stack, theta = ProblemStack.of_starts(likelihood, points)
+        coordinates = _Coordinates(stack, theta)
+        rows = to_rows(stack, theta)
+        step = 1e-6
+        want = np.empty(rows.shape + rows.shape[1:])
+        for p in range(rows.shape[1]):
+            up, down = rows.copy(), rows.copy()
+            up[:, p] += step
+            down[:, p] -= step
+            want[..., p] = (
+                _newton_gradient(stack, coordinates, up)
+                - _newton_gradient(stack, coordinates, down)
+            ) / (2 * step)
+        got = stack.likelihood.hessian(coordinates.theta(stack, rows))
+        assert got.shape == want.shape
+        np.testing.assert_array_equal(got, np.swapaxes(got, 1, 2))
+        scale = np.abs(want).max(axis=(1, 2), keepdims=True)
+        np.testing.assert_allclose(got / scale, want / scale, atol=1e-6)
+
+
+def test_table_hessian_matches_arbitrary_precision():
+    # Counts from 0 to 1e12 (Stirling's and the large-count paths), one
+    # component near the Poisson limit (alpha 3e5: series differences),
+    # size factors: every second derivative against mpmath's, of the
+    # log-likelihood summed over the samples.
+    import mpmath
+
+    mpmath.mp.dps = 40
+    counts = np.array([0, 0, 1, 3, 3, 8, 40, 41, 2_000, 10**6, 10**12, 10**12 + 7])
+    size_factors = np.array([0.5, 2.0, 1.0, 0.7, 0.7, 1.3, 1.0, 0.9, 1.1, 1.0, 3, 3])
+    weights, alpha, mean = [0.3, 0.7], [3e5, 0.8], [5.0, 2e9]
+    likelihood = MixtureLikelihood.of_counts(
+        counts[:, None].astype(float), True, size_factors
+    )
+    theta = Theta(
+        np.log(weights)[None, :, None],
+        np.log(alpha)[None, :, None],
+        np.log(np.divide(mean, alpha))[None, :, None],
+    )
+    got = likelihood.hessian(theta)[0]
+
+    def log_likelihood(logit, *log_params):
+        total = mpmath.mpf(0)
+        log_w = [
+            -mpmath.log1p(mpmath.exp(logit)),
+            logit - mpmath.log1p(mpmath.exp(logit)),
+        ]
+        a = [mpmath.exp(u) for u in log_params[:2]]
+        m = [mpmath.exp(v) for v in log_params[2:]]
+        for x, s in zip(counts, size_factors, strict=True):
+            x, s = mpmath.mpf(int(x)), mpmath.mpf(s)
+            terms = [
+                log_w[k]
+                + mpmath.loggamma(x + a[k])
+                - mpmath.loggamma(a[k])
+                - mpmath.loggamma(x + 1)
+                + a[k] * mpmath.log(a[k] / (a[k] + s * m[k]))
+                + x * mpmath.log(s * m[k] / (a[k] + s * m[k]))
+                for k in range(2)
+            ]
+            top = max(terms)
+            total += top + mpmath.log(sum(mpmath.exp(t - top) for t in terms))
+        return total
+
+    point = [mpmath.log(weights[1] / weights[0])]
+    point += [mpmath.log(a) for a in alpha] + [mpmath.log(m) for m in mean]
+    want = np.empty((5, 5))
+    for i in range(5):
+        for j in range(i, 5):
+            order = [0] * 5
+            order[i] += 1
+            order[j] += 1
+            want[i, j] = want[j, i] = float(mpmath.diff(log_likelihood, point, order))
+    np.testing.assert_allclose(got, want, rtol=1e-7, atol=1e-9 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("alpha", [1e-3, 0.5, 7.0, 2e3, 1e6])
+def test_polygamma_differences_are_exact(alpha):
+    # Short gaps (the recurrences) and long ones (direct differences).
+    import mpmath
+
+    mpmath.mp.dps = 40
+    values = np.array([0.0, 1, 2, 3, 5, 9, 30, 31, 200, 207, 5_000, 10**9])
+    first, second = np.empty(values.size), np.empty(values.size)
+    _kernels._polygamma_differences(values, 0, values.size, alpha, first, second)
+    a = mpmath.mpf(alpha)
+    want_first = [float(mpmath.digamma(x + a) - mpmath.digamma(a)) for x in values]
+    want_second = [
+        float(mpmath.polygamma(1, x + a) - mpmath.polygamma(1, a)) for x in values
+    ]
+    np.testing.assert_allclose(first, want_first, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(second, want_second, rtol=1e-10, atol=0)
