@@ -23,6 +23,9 @@ from sknbmix._mixture import NegBinomMixture
 _SPLIT = 2.0
 # Replicates computed per round of the sequential test (per worker).
 _ROUND = 32
+# A worker draws at most this many counts at once (128 MB): a screen's
+# features are fit in chunks below it.
+_DRAW_BUDGET = 2**24
 
 
 @dataclass
@@ -335,13 +338,7 @@ def _null_batch(
     """The null statistics of resamples ``indices``: shaped (resamples,
     tests); ``features`` are the tests still running (independent weights)
     or None (one test)."""
-    truth = null_parameters
-    if features is not None:
-        truth = {
-            "weights": truth["weights"][features],
-            "alpha": truth["alpha"][:, features],
-            "b": truth["b"][:, features],
-        }
+    truth = _take_tests(null_parameters, features, features)
     n_tests = 1 if features is None else len(features)
     n_features = truth["alpha"].shape[1]
     if null_settings.init_params == "quantile" and (
@@ -350,32 +347,30 @@ def _null_batch(
         # Separate problems side by side, as the bootstrap stacks its
         # replicates: each column is fit as it would be alone, and the
         # default starts draw nothing, so the stack gives the same bits.
+        # A screen's features go in chunks, so that the drawn counts stay
+        # within _DRAW_BUDGET values.
         stacked = (
             _settings(null_settings, null_settings.n_components, shared=False),
             _settings(
                 alternative_settings, alternative_settings.n_components, shared=False
             ),
         )
-        tiled = {
-            "weights": np.tile(np.atleast_2d(truth["weights"]), (len(indices), 1)),
-            "alpha": np.tile(truth["alpha"], (1, len(indices))),
-            "b": np.tile(truth["b"], (1, len(indices))),
-        }
+        n_chunks = -(-n_samples * len(indices) * n_tests // _DRAW_BUDGET)
+        chunks = np.array_split(np.arange(n_tests), min(n_chunks, n_tests))
         with threadpool_limits(limits=1):
-            X = np.hstack(
+            return np.hstack(
                 [
-                    _draw(
+                    _stacked_statistics(
                         n_samples,
-                        truth,
-                        features,
+                        _take_tests(truth, columns, features),
+                        None if features is None else features[columns],
                         size_factors,
-                        replicate_seed(root, i),
+                        stacked,
+                        root,
+                        indices,
                     )
-                    for i in indices
+                    for columns in chunks
                 ]
-            )
-            return _statistic(X, size_factors, *stacked, tiled, 0).reshape(
-                len(indices), n_tests
             )
     out = np.empty((len(indices), n_tests))
     with threadpool_limits(limits=1):
@@ -390,6 +385,42 @@ def _null_batch(
                 seed.generate_state(1)[0],
             )
     return out
+
+
+def _take_tests(truth, columns, features):
+    """The null parameters at ``columns`` (with ``features`` None, a single
+    test: all of them)."""
+    if features is None:
+        return truth
+    return {
+        "weights": truth["weights"][columns],
+        "alpha": truth["alpha"][:, columns],
+        "b": truth["b"][:, columns],
+    }
+
+
+def _stacked_statistics(
+    n_samples, truth, features, size_factors, settings, root, indices
+):
+    """The null statistics of resamples ``indices`` of the given tests,
+    shaped (resamples, tests), from one stacked fit of every resample and
+    test side by side (``settings``: the null and alternative settings with
+    independent weights)."""
+    n_tests = 1 if features is None else len(features)
+    tiled = {
+        "weights": np.tile(np.atleast_2d(truth["weights"]), (len(indices), 1)),
+        "alpha": np.tile(truth["alpha"], (1, len(indices))),
+        "b": np.tile(truth["b"], (1, len(indices))),
+    }
+    X = np.hstack(
+        [
+            _draw(n_samples, truth, features, size_factors, replicate_seed(root, i))
+            for i in indices
+        ]
+    )
+    return _statistic(X, size_factors, *settings, tiled, 0).reshape(
+        len(indices), n_tests
+    )
 
 
 def _draw(n_samples, truth, features, size_factors, seed):

@@ -46,13 +46,26 @@ def test_unimodal_data_stop_early_with_a_valid_pvalue():
     assert res.pvalue > 0.01
 
 
-def test_same_null_distribution_for_any_jobs_and_round(singer, monkeypatch):
+def test_same_null_distribution_for_any_jobs_round_and_chunk(singer, monkeypatch):
     model = NegBinomMixture(1, shared_weights=False)
     one = lrt_n_components(model, singer, n_resamples=40, random_state=7)
     two = lrt_n_components(model, singer, n_resamples=40, random_state=7, n_jobs=2)
     monkeypatch.setattr(_lrt, "_ROUND", 3)
     small = lrt_n_components(model, singer, n_resamples=40, random_state=7)
-    for other in (two, small):
+    # Room for the draws of two features of three resamples at a time.
+    budget = 2 * singer.shape[0] * 3
+    monkeypatch.setattr(_lrt, "_DRAW_BUDGET", budget)
+    drawn = []
+    stacked = _lrt._stacked_statistics
+
+    def spy(n_samples, truth, *args):
+        drawn.append(n_samples * truth["alpha"].shape[1] * len(args[-1]))
+        return stacked(n_samples, truth, *args)
+
+    monkeypatch.setattr(_lrt, "_stacked_statistics", spy)
+    chunked = lrt_n_components(model, singer, n_resamples=40, random_state=7)
+    assert max(drawn) <= budget and len(drawn) > 14
+    for other in (two, small, chunked):
         np.testing.assert_array_equal(other.pvalue, one.pvalue)
         for a, b in zip(other.null_distribution, one.null_distribution, strict=True):
             np.testing.assert_array_equal(a, b)
