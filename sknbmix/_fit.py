@@ -392,9 +392,10 @@ def has_random_starts(likelihood, settings):
     )
 
 
-def initial_starts(likelihood, X, settings, init, random_state):
+def initial_starts(likelihood, X, settings, init, random_state, n_quantile=None):
     """The starts that initialisation ``init`` screens, as a batch of
-    parameters (``random_state`` is drawn from by random starts only)."""
+    parameters (``random_state`` is drawn from by random starts only);
+    ``n_quantile`` keeps only the first that many quantile splits."""
     K = settings.n_components
     if K == 1:
         return likelihood.from_responsibilities(
@@ -402,7 +403,7 @@ def initial_starts(likelihood, X, settings, init, random_state):
         )
     # One feature's components tend to sit side by side: layered splits
     # find them, for the cost of more starts on its small table.
-    cuts = default_cuts(K, layered=not likelihood.per_cell)
+    cuts = default_cuts(K, layered=not likelihood.per_cell)[:n_quantile]
     n_starts = len(cuts)
     if settings.init_params == "quantile":
         if init > 0:
@@ -590,14 +591,21 @@ def _finish_by_powell(stack, theta, reached, n_iter, converged, settings, tol):
     return stack.best_start(stack.flat(reached))
 
 
-def _top_mean(table, share):
-    """Mean count of each feature's top ``share`` of the samples."""
+def window_mean(table, low, high):
+    """Mean count of each feature's samples from quantile ``low`` to
+    ``high`` of its counts (in ascending order; a sample straddling an end
+    counts with its share), at least ``MEAN_MIN``."""
     n_samples = table.n_samples
     cumulative = np.cumsum(table.multiplicity)
     before = (cumulative - table.multiplicity)[table.starts]
-    # Samples with a count above each entry's, within its feature.
-    above = n_samples - (cumulative - before[table.feature])
-    taken = np.clip(share * n_samples - above, 0.0, table.multiplicity)
+    # Samples of the feature with a count up to each entry's, and below it.
+    end = cumulative - before[table.feature]
+    begin = end - table.multiplicity
+    taken = np.clip(
+        np.minimum(end, high * n_samples) - np.maximum(begin, low * n_samples),
+        0.0,
+        None,
+    )
     total = table.feature_sum(taken * table.values)
     return np.maximum(total / table.feature_sum(taken), MEAN_MIN)
 
@@ -668,8 +676,8 @@ def _reseed_degenerate(likelihood, fitted, settings, tol):
     low = np.where(degenerate, np.maximum(start.log_weights, share), kept)
     low = low - np.log(np.exp(low).sum(axis=1, keepdims=True))
     moved_mean = [
-        np.log(_top_mean(sub.table, _RESEED_SHARE)),
-        np.log(0.1 * _top_mean(sub.table, 1.0)),
+        np.log(window_mean(sub.table, 1.0 - _RESEED_SHARE, 1.0)),
+        np.log(0.1 * window_mean(sub.table, 0.0, 1.0)),
     ]
     moved = Theta(
         np.concatenate([top, low]),
@@ -721,6 +729,8 @@ def fit(
     size_factors=None,
     warm_start=None,
     extra_starts=None,
+    n_protected=None,
+    n_quantile=None,
     labels=False,
 ):
     """Fit a mixture to validated counts.
@@ -741,6 +751,13 @@ def fit(
         Starts added to every initialisation's, first; they run to
         convergence even when outpaced (the bootstrap starts each replicate
         from the point estimate so).
+    n_protected : int or None
+        How many of the extra starts (the first) run to convergence even
+        when outpaced; None: all of them.
+    n_quantile : int or None
+        Screen only the first this many quantile splits of the default
+        starts (see :func:`default_cuts`; None: all), where extra starts
+        stand for the rest.
     labels : bool, default=False
         Whether to compute the labels of X.
 
@@ -772,7 +789,7 @@ def fit(
     init_starts = []
     for init in range(n_init):
         starts = (
-            initial_starts(likelihood, X, settings, init, random_state)
+            initial_starts(likelihood, X, settings, init, random_state, n_quantile)
             if warm_start is None
             else _take_features(warm_start, features)
         )
@@ -786,7 +803,10 @@ def fit(
                 )
             )
         init_starts.append(starts)
-    n_protected = 0 if extra_starts is None else len(extra_starts[0])
+    if extra_starts is None:
+        n_protected = 0
+    elif n_protected is None:
+        n_protected = len(extra_starts[0])
     if warm_start is None and has_random_starts(likelihood, settings):
         n_protected += _N_RANDOM_STARTS
     fits = _fit_in_parallel(likelihood, init_starts, settings, tol, n_protected)

@@ -14,13 +14,30 @@ from sklearn.utils.parallel import Parallel, delayed
 from threadpoolctl import threadpool_limits
 
 from sknbmix._bootstrap import check_resampling, fitted_to, replicate_seed, seed_root
-from sknbmix._fit import FitSettings, fit, parameters_to_theta
+from sknbmix._data import build_count_table
+from sknbmix._fit import FitSettings, fit, parameters_to_theta, window_mean
 from sknbmix._likelihood import MixtureLikelihood, Theta, sample_mixture
 from sknbmix._mixture import NegBinomMixture
 
 # A component of the null fit is split in two for a start of the larger
 # model: its weight halved, its mean moved by this factor up and down.
 _SPLIT = 2.0
+# The larger model is also started from the null fit with a component added,
+# with this alpha and the share and mean count of the samples of a window of
+# quantiles of their counts: ten windows of 5% across the range, and the top
+# 3% and 1%. Fits of two components to Rex1-like data drawn from one, and of
+# three to data drawn from two, reach optima with a small component of a few
+# samples or a narrow one in between, which neither the splits nor the
+# default starts lead to.
+_INSERTION_WINDOWS = tuple((q / 10, q / 10 + 0.05) for q in range(10)) + (
+    (0.97, 1.0),
+    (0.99, 1.0),
+)
+_INSERTION_ALPHA = 50.0
+# With these starts, the equal split and the two with a 5% group at either
+# end (see sknbmix._fit.default_cuts) reach the optima that all of the
+# default starts reach.
+_N_QUANTILE_STARTS = 3
 # Replicates computed per round of the sequential test (per worker).
 _ROUND = 32
 # A worker draws at most this many counts at once (128 MB): a screen's
@@ -78,11 +95,12 @@ def lrt_n_components(
     distribution is simulated (McLachlan, 1987): data sets are drawn from
     the fitted K0 model, both models are fitted to each, and ``T`` is
     compared with their statistics. The fits of K0 + 1 components of every
-    data set, observed or drawn, start from each component of the K0 fit
-    split in two as well as from the default starts, so that they reach
-    their best optimum (a null fit stuck short would make the null
-    statistics too small and the test anti-conservative), and never end
-    below the K0 fit.
+    data set, observed or drawn, start from the default starts, from each
+    component of the K0 fit split in two, and (with one feature per test)
+    from the K0 fit with a component added on each of twelve windows of the
+    samples ordered by count, so that they reach their best optimum (a null
+    fit stuck short would make the null statistics too small and the test
+    anti-conservative); they never end below the K0 fit.
 
     Resampling stops for a test once ``max_exceedances`` null statistics
     have reached the observed one (Besag and Clifford, 1991): most features
@@ -281,6 +299,42 @@ def _split_starts(parameters, shared_weights):
     return Theta(*(np.concatenate(x) for x in zip(*starts, strict=True)))
 
 
+def _insertion_starts(X, size_factors, parameters, shared_weights):
+    """Starts of K + 1 components from a K-component fit: the fit with a
+    component added at each of ``_INSERTION_WINDOWS`` (per feature with
+    independent weights; none for the shared model of several features,
+    whose samples have no one order)."""
+    if shared_weights and X.shape[1] > 1:
+        return []
+    theta = parameters_to_theta(
+        parameters["weights"], parameters["alpha"], parameters["b"], shared_weights
+    )
+    table = build_count_table(X)
+    scale = 1.0
+    if size_factors is not None:
+        # b is per unit size factor.
+        scale = size_factors[size_factors > 0].mean()
+    log_alpha = np.full((1, 1, table.n_features), np.log(_INSERTION_ALPHA))
+    starts = []
+    for low, high in _INSERTION_WINDOWS:
+        share = high - low
+        log_mean = np.log(window_mean(table, low, high) / scale)
+        starts.append(
+            Theta(
+                np.concatenate(
+                    [
+                        theta.log_weights + np.log1p(-share),
+                        np.full_like(theta.log_weights[:, :1], np.log(share)),
+                    ],
+                    axis=1,
+                ),
+                np.concatenate([theta.log_alpha, log_alpha], axis=1),
+                np.concatenate([theta.log_b, log_mean - log_alpha], axis=1),
+            )
+        )
+    return starts
+
+
 def _log_likelihoods(X, size_factors, parameters, shared_weights):
     """The total log-likelihood (shared weights), or each feature's."""
     likelihood = MixtureLikelihood.of_counts(X, shared_weights, size_factors)
@@ -305,12 +359,19 @@ def _statistic(
         X, null_settings, random_state, size_factors=size_factors, extra_starts=extra
     )
     null_ll = _log_likelihoods(X, size_factors, null.parameters, shared)
+    splits = _split_starts(null.parameters, shared)
+    insertions = _insertion_starts(X, size_factors, null.parameters, shared)
     alternative = fit(
         X,
         alternative_settings,
         random_state,
         size_factors=size_factors,
-        extra_starts=_split_starts(null.parameters, shared),
+        extra_starts=Theta(
+            *(np.concatenate(x) for x in zip(splits, *insertions, strict=True))
+        ),
+        # The splits run to convergence: they never end below the K0 fit.
+        n_protected=len(splits.log_alpha),
+        n_quantile=_N_QUANTILE_STARTS,
     )
     alternative_ll = _log_likelihoods(X, size_factors, alternative.parameters, shared)
     if fitted is not None:

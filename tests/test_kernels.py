@@ -8,8 +8,9 @@ from scipy.special import digamma
 from sknbmix import _kernels
 from sknbmix._data import build_count_table
 from sknbmix._em import _converged, _extrapolate, outpaced
-from sknbmix._fit import FitSettings, initial_starts
+from sknbmix._fit import FitSettings, initial_starts, window_mean
 from sknbmix._likelihood import MixtureLikelihood, Theta
+from sknbmix._nbinom import MEAN_MIN
 from sknbmix._newton import _Coordinates, to_rows
 from sknbmix._stack import ProblemStack
 
@@ -393,3 +394,19 @@ def test_polygamma_differences_are_exact(alpha):
     ]
     np.testing.assert_allclose(first, want_first, rtol=1e-12, atol=0)
     np.testing.assert_allclose(second, want_second, rtol=1e-10, atol=0)
+
+
+@pytest.mark.parametrize(
+    "low, high", [(0.0, 1.0), (0.1, 0.15), (0.97, 1.0), (0.0, 0.05)]
+)
+def test_window_mean_is_the_mean_of_the_sorted_counts(singer, low, high):
+    # Samples straddling a window's ends count with their share.
+    table = build_count_table(singer)
+    n = singer.shape[0]
+    ranks = np.arange(n)
+    share = np.clip(np.minimum(ranks + 1, high * n) - np.maximum(ranks, low * n), 0, 1)
+    ordered = np.sort(singer, axis=0)
+    want = (share[:, None] * ordered).sum(axis=0) / share.sum()
+    # A window of zeros: the floor of a component's mean.
+    want = np.maximum(want, MEAN_MIN)
+    np.testing.assert_allclose(window_mean(table, low, high), want, rtol=1e-12)
