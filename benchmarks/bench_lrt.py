@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/bench_lrt.py [--quick] [--screen-genes 40]
+    python benchmarks/bench_lrt.py [--quick] [--screen-genes 40] [--screen-only]
 
 1. Rex1, ``lrt_n_components(NegBinomMixture(1), rex1, n_resamples=999)``
    on two cores (``n_jobs=2``; goal <= 3 s) and on one. The observed
@@ -13,12 +13,12 @@ Usage::
 3. A screen of 10,000 cells x 2,000 genes (``make_counts(10_000, 2_000, 2,
    shared=False)``: every gene a two-component mixture of its own, fold
    changes 2 to 8) with ``NegBinomMixture(1, shared_weights=False)`` and up to
-   999 resamples per gene on two cores (goal <= 10 minutes). Only
-   ``--screen-genes`` genes drawn at random are tested, and the time is
-   extrapolated linearly to 2,000 (the genes' tests are independent; the
-   2,000 genes would be fit side by side in larger stacks, which changes
-   the time per gene-resample little, and costs memory: a round draws 32
-   resamples per worker as a dense cells x genes array).
+   999 resamples per gene on two cores (goal <= 10 minutes), with the peak
+   resident memory of the process and of its two workers. ``--screen-genes
+   0`` tests all 2,000 genes; ``--screen-genes N`` tests N genes drawn at
+   random and extrapolates the time linearly to 2,000 (the genes' tests are
+   independent). A worker draws the resamples of a round in chunks of genes
+   of at most 2**24 counts (see ``sknbmix._lrt``).
 
 A warm-up test runs before any timing (numba kernels, joblib workers).
 """
@@ -125,11 +125,38 @@ def rex1_parts(rex1, n_resamples, repeats):
     print(f"  {'total':>16}: {total:6.2f} s", flush=True)
 
 
+def peak_memory():
+    """Peak resident memory (``VmHWM``, MB) of this process and of each of
+    its descendants still alive (joblib's workers), from ``/proc``."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+    tree = [os.getpid()]
+    for pid in tree:
+        tree.extend(child for child, parent in parents.items() if parent == pid)
+    peaks = {}
+    for pid in tree:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        peaks[pid] = int(line.split()[1]) / 1024
+        except OSError:
+            continue
+    return peaks
+
+
 def screen(args, n_resamples):
     n_cells, n_genes = (1_000, 200) if args.quick else (10_000, 2_000)
     X, _ = make_counts(n_cells, n_genes, 2, shared=False, random_state=0)
     rng = np.random.default_rng(1)
-    genes = np.sort(rng.choice(n_genes, min(args.screen_genes, n_genes), False))
+    n_tested = n_genes if args.screen_genes <= 0 else min(args.screen_genes, n_genes)
+    genes = np.sort(rng.choice(n_genes, n_tested, False))
     subset = X[:, genes]
     print(
         f"3. Screen {n_cells:,} cells x {n_genes:,} genes: {genes.size} genes "
@@ -154,9 +181,16 @@ def screen(args, n_resamples):
         f"{(res.pvalue <= 0.05).sum()}; mean cells with a non-zero count "
         f"{subset.getnnz(axis=0).mean():.0f}; load {before:.2f} -> {load():.2f}"
     )
+    if genes.size < n_genes:
+        print(
+            f"  extrapolated to {n_genes:,} genes: "
+            f"{seconds * n_genes / genes.size / 60:.1f} min on two cores"
+        )
+    peaks = peak_memory()
     print(
-        f"  extrapolated to {n_genes:,} genes: "
-        f"{seconds * n_genes / genes.size / 60:.1f} min on two cores"
+        "  peak resident memory (MB): this process "
+        f"{peaks.pop(os.getpid()):.0f}, its worker processes "
+        + ", ".join(f"{peak:.0f}" for peak in sorted(peaks.values(), reverse=True))
     )
 
 
