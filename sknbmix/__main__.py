@@ -931,10 +931,11 @@ def _build_parser():
     boot.add_argument(
         "--ci-method",
         choices=CI_METHODS,
-        default="percentile",
-        help="percentile intervals, basic (reverse percentile) ones, basic "
-        "ones on the log scale, or bias-corrected percentile ones "
-        "(default: percentile)",
+        default="bca",
+        help="bias-corrected and accelerated intervals (bca: the acceleration "
+        "from a jackknife of the counts, up to 500 more fits), percentile "
+        "intervals, basic (reverse percentile) ones, basic ones on the log "
+        "scale, or bias-corrected percentile ones (default: bca)",
     )
     boot.add_argument(
         "--confidence-level",

@@ -433,7 +433,7 @@ def bootstrap(
     n_resamples=1000,
     method="parametric",
     confidence_level=0.95,
-    ci_method="percentile",
+    ci_method="bca",
     size_factors=None,
     n_jobs=None,
     random_state=None,
@@ -458,15 +458,26 @@ def bootstrap(
         Number of replicates.
     method : {"parametric", "nonparametric"}, default="parametric"
     confidence_level : float, default=0.95
-    ci_method : {"percentile", "basic", "log-basic", "bc"}, default="percentile"
+    ci_method : {"bca", "percentile", "basic", "log-basic", "bc"}, \
+            default="bca"
         How the replicates make an interval: ``"percentile"`` takes their
         quantiles; ``"basic"`` (reverse percentile) reflects them about the
         estimate, ``2 * estimate - quantile``; ``"log-basic"`` does so on
         the log scale (logit for weights), so the interval stays in the
         parameter's range; ``"bc"`` is the bias-corrected percentile interval
         of Efron (1981), which moves the quantiles by the replicates' median
-        bias. :meth:`BootstrapResult.with_intervals` gives the other kinds
-        from the same replicates.
+        bias; ``"bca"`` (bias-corrected and accelerated, Efron 1987) moves
+        them also by an acceleration estimated from a jackknife of ``X``
+        (see Notes), which costs up to 500 more fits. BCa is the default: on
+        1,000 data sets simulated from the two-component fit of Rex1 in the
+        built-in data, at n=279 and n=2,000, its 95% intervals held every
+        weight, mean, alpha and b 93.4-95.7% of the time, while each of the
+        other kinds fell below 93% or rose above 97% for some parameter
+        (``validation/README.md`` of the source tree). ``"percentile"``
+        skips the jackknife.
+        :meth:`BootstrapResult.with_intervals` gives the other kinds from
+        the same replicates, and ``"bca"`` too if the result has its
+        acceleration (that is, was made with ``ci_method="bca"``).
     size_factors : array-like of shape (n_samples,), default=None
         The size factor of each sample of ``X``, as given to
         :meth:`~sknbmix.NegBinomMixture.fit`; when None, those of the
@@ -497,7 +508,8 @@ def bootstrap(
     -----
     UserWarning
         When some replicates fail; they are left out of the intervals. If all
-        fail, a RuntimeError is raised.
+        fail, a RuntimeError is raised. The same for the jackknife fits of
+        ``ci_method="bca"``.
 
     See Also
     --------
@@ -514,6 +526,25 @@ def bootstrap(
     ``alpha`` and ``b`` on the wrong side and covered them in only 87% at
     n=279. Where ``poisson_limit_`` of the estimator is set, ``alpha`` and
     ``b`` are at their cap and so are their intervals.
+
+    The acceleration of ``ci_method="bca"`` is that of
+    :func:`scipy.stats.bootstrap`, ``a = sum d^3 / (6 (sum d^2)^(3/2))``,
+    where ``d`` are the deviations of the jackknife estimates from their
+    mean, element-wise (0 for an element without spread). Each jackknife
+    sample is ``X`` without some rows, refit like a replicate, from the point
+    estimate and the default initialisation. Rows with the same counts (and
+    size factor) give the same refit, so the delete-one jackknife fits each
+    distinct row's deletion once, weighted by its multiplicity: for one gene
+    that is a few hundred fits at any ``n``. With more than 500 distinct
+    rows, the rows are dealt at random into 500 groups of nearly equal size
+    and each group is deleted once (a grouped, delete-d jackknife, which
+    estimates the same acceleration less precisely); the groups, and any
+    random starts of the refits, are drawn from a child of
+    ``random_state`` set apart from the replicates'. For a parametric
+    bootstrap the jackknife stands in for the skewness of the score of the
+    least favourable family (Efron 1987), which it estimates consistently
+    when the model holds. The acceleration is stored as
+    :attr:`BootstrapResult.acceleration`.
 
     Examples
     --------

@@ -143,7 +143,7 @@ def test_result_shapes_and_statistics(
     assert 0 <= res.n_start_disagreements <= n_ok
     assert (res.method, res.ci_method, res.confidence_level) == (
         "parametric",
-        "percentile",
+        "bca",
         0.95,
     )
 
@@ -155,7 +155,7 @@ def test_result_counts_and_repr(rex1_result):
     assert "parametric" in text
     assert "40 resamples" in text
     assert "0 failed" in text
-    assert "95% percentile" in text
+    assert "95% bca" in text
     # One line per parameter entry: weights (2), alpha, b, means (2 x 1 each).
     assert len(text.splitlines()) == 1 + 2 + 3 * 2
 
@@ -233,7 +233,9 @@ def test_method_equals_function(rex1, rex1_fit, rex1_result):
 
 def test_unfitted_estimator_is_fitted_on_a_clone(rex1, rex1_fit, rex1_result):
     est = NegBinomMixture(n_components=2)
-    res = sknbmix.bootstrap(est, rex1, n_resamples=40, random_state=0)
+    res = sknbmix.bootstrap(
+        est, rex1, n_resamples=40, random_state=0, ci_method="percentile"
+    )
     with pytest.raises(NotFittedError):
         check_is_fitted(est)
     for name in PARAMETERS:
@@ -264,10 +266,12 @@ def test_invalid_arguments(rex1, rex1_fit, kwargs, match):
 
 def test_invalid_estimator_and_data(rex1, singer, rex1_fit):
     with pytest.raises(ValueError, match="NegBinomMixture"):
-        sknbmix.bootstrap(GaussianMixture(2), rex1, n_resamples=5)
+        sknbmix.bootstrap(
+            GaussianMixture(2), rex1, n_resamples=5, ci_method="percentile"
+        )
     # X must be the kind of data the estimator was fitted on.
     with pytest.raises(ValueError, match="features"):
-        sknbmix.bootstrap(rex1_fit, singer, n_resamples=5)
+        sknbmix.bootstrap(rex1_fit, singer, n_resamples=5, ci_method="percentile")
 
 
 # -- interval methods --------------------------------------------------------------
@@ -275,7 +279,7 @@ def test_invalid_estimator_and_data(rex1, singer, rex1_fit):
 
 def test_percentile_and_basic_intervals(rex1, rex1_fit):
     kwargs = dict(n_resamples=40, random_state=0, confidence_level=0.9)
-    percentile = sknbmix.bootstrap(rex1_fit, rex1, **kwargs)
+    percentile = sknbmix.bootstrap(rex1_fit, rex1, ci_method="percentile", **kwargs)
     basic = sknbmix.bootstrap(rex1_fit, rex1, ci_method="basic", **kwargs)
     assert basic.ci_method == "basic"
     assert_same_estimates(percentile, basic)
@@ -297,7 +301,12 @@ def test_percentile_and_basic_intervals(rex1, rex1_fit):
 def test_nonparametric_resamples_rows(rex1, rex1_fit):
     n = rex1.shape[0]
     res = sknbmix.bootstrap(
-        rex1_fit, rex1, n_resamples=20, method="nonparametric", random_state=4
+        rex1_fit,
+        rex1,
+        n_resamples=20,
+        method="nonparametric",
+        random_state=4,
+        ci_method="percentile",
     )
     assert res.method == "nonparametric"
     assert res.n_failed == 0
@@ -310,13 +319,17 @@ def test_nonparametric_resamples_rows(rex1, rex1_fit):
         for name in PARAMETERS:
             np.testing.assert_allclose(res.estimates[name][i], refit[name], rtol=1e-12)
     # They differ from the parametric replicates with the same seed.
-    parametric = sknbmix.bootstrap(rex1_fit, rex1, n_resamples=20, random_state=4)
+    parametric = sknbmix.bootstrap(
+        rex1_fit, rex1, n_resamples=20, random_state=4, ci_method="percentile"
+    )
     assert not np.allclose(parametric.estimates["means"], res.estimates["means"])
 
 
 def test_nonparametric_sparse_equals_dense(singer):
     fit = NegBinomMixture(n_components=2).fit(singer)
-    kwargs = dict(n_resamples=20, method="nonparametric", random_state=2)
+    kwargs = dict(
+        ci_method="percentile", n_resamples=20, method="nonparametric", random_state=2
+    )
     dense = sknbmix.bootstrap(fit, singer, **kwargs)
     sparse = sknbmix.bootstrap(fit, sp.csr_matrix(singer), **kwargs)
     assert sparse.n_failed == dense.n_failed == 0
@@ -330,14 +343,20 @@ def test_nonparametric_sparse_equals_dense(singer):
 
 
 def test_same_seed_same_result_for_any_n_jobs(rex1, rex1_fit, rex1_result):
-    again = sknbmix.bootstrap(rex1_fit, rex1, n_resamples=40, random_state=0)
+    again = sknbmix.bootstrap(
+        rex1_fit, rex1, n_resamples=40, random_state=0, ci_method="percentile"
+    )
     assert_same_estimates(again, rex1_result)
     two_jobs = sknbmix.bootstrap(
-        rex1_fit, rex1, n_resamples=40, random_state=0, n_jobs=2
+        rex1_fit, rex1, n_resamples=40, random_state=0, n_jobs=2, ci_method="percentile"
     )
     assert_same_estimates(two_jobs, rex1_result)
     seed_sequence = sknbmix.bootstrap(
-        rex1_fit, rex1, n_resamples=40, random_state=np.random.SeedSequence(0)
+        rex1_fit,
+        rex1,
+        n_resamples=40,
+        random_state=np.random.SeedSequence(0),
+        ci_method="percentile",
     )
     assert_same_estimates(seed_sequence, rex1_result)
 
@@ -347,12 +366,21 @@ def test_sibling_seed_sequences_give_different_replicates(rex1, rex1_fit):
     # their spawn keys: each must give replicates of its own, the same for
     # any n_jobs, and the same again when reused.
     first, second = np.random.SeedSequence(7).spawn(2)
-    a = sknbmix.bootstrap(rex1_fit, rex1, n_resamples=12, random_state=first)
-    b = sknbmix.bootstrap(rex1_fit, rex1, n_resamples=12, random_state=second)
+    a = sknbmix.bootstrap(
+        rex1_fit, rex1, n_resamples=12, random_state=first, ci_method="percentile"
+    )
+    b = sknbmix.bootstrap(
+        rex1_fit, rex1, n_resamples=12, random_state=second, ci_method="percentile"
+    )
     for name in PARAMETERS:
         assert not np.any(np.all(a.estimates[name] == b.estimates[name], axis=-1))
     again = sknbmix.bootstrap(
-        rex1_fit, rex1, n_resamples=12, random_state=first, n_jobs=2
+        rex1_fit,
+        rex1,
+        n_resamples=12,
+        random_state=first,
+        n_jobs=2,
+        ci_method="percentile",
     )
     assert_same_estimates(again, a)
 
@@ -377,7 +405,9 @@ def test_replicate_seed_is_the_spawned_child():
 
 
 def test_different_seed_different_result(rex1, rex1_fit, rex1_result):
-    other = sknbmix.bootstrap(rex1_fit, rex1, n_resamples=40, random_state=1)
+    other = sknbmix.bootstrap(
+        rex1_fit, rex1, n_resamples=40, random_state=1, ci_method="percentile"
+    )
     for name in PARAMETERS:
         assert not np.any(
             np.all(other.estimates[name] == rex1_result.estimates[name], axis=-1)
@@ -386,7 +416,9 @@ def test_different_seed_different_result(rex1, rex1_fit, rex1_result):
 
 def test_replicate_depends_on_seed_and_index_only(rex1, rex1_fit, rex1_result):
     # Different batch sizes (20 and 40 replicates are cut differently).
-    first = sknbmix.bootstrap(rex1_fit, rex1, n_resamples=20, random_state=0)
+    first = sknbmix.bootstrap(
+        rex1_fit, rex1, n_resamples=20, random_state=0, ci_method="percentile"
+    )
     assert first.n_failed == rex1_result.n_failed == 0
     for name in PARAMETERS:
         np.testing.assert_array_equal(
@@ -402,8 +434,12 @@ def test_replicate_depends_on_seed_and_index_only(rex1, rex1_fit, rex1_result):
 def test_global_random_state_untouched(rex1, rex1_fit):
     seed_global_rng(12345)
     before = global_rng_state()
-    sknbmix.bootstrap(rex1_fit, rex1, n_resamples=10, random_state=0)
-    sknbmix.bootstrap(rex1_fit, rex1, n_resamples=10, method="nonparametric")
+    sknbmix.bootstrap(
+        rex1_fit, rex1, n_resamples=10, random_state=0, ci_method="percentile"
+    )
+    sknbmix.bootstrap(
+        rex1_fit, rex1, n_resamples=10, method="nonparametric", ci_method="percentile"
+    )
     after = global_rng_state()
     assert before[0] == after[0]
     np.testing.assert_array_equal(before[1], after[1])
@@ -415,10 +451,14 @@ def test_random_initialisations_do_not_use_global_state(rex1):
     fit = NegBinomMixture(n_components=2, n_init=3).fit(rex1)
     seed_global_rng(0)
     before = global_rng_state()[1].copy()
-    first = sknbmix.bootstrap(fit, rex1, n_resamples=10, random_state=0)
+    first = sknbmix.bootstrap(
+        fit, rex1, n_resamples=10, random_state=0, ci_method="percentile"
+    )
     untouched = np.array_equal(global_rng_state()[1], before)
     seed_global_rng(1)
-    second = sknbmix.bootstrap(fit, rex1, n_resamples=10, random_state=0)
+    second = sknbmix.bootstrap(
+        fit, rex1, n_resamples=10, random_state=0, ci_method="percentile"
+    )
     same = all(
         np.array_equal(first.estimates[name], second.estimates[name])
         for name in PARAMETERS
@@ -448,7 +488,9 @@ def dask_client():
 def test_dask_backend_equals_local(rex1, rex1_fit, rex1_result, dask_client):
     assert len(dask_client.scheduler_info()["workers"]) == 2
     with joblib.parallel_backend("dask"):
-        res = sknbmix.bootstrap(rex1_fit, rex1, n_resamples=40, random_state=0)
+        res = sknbmix.bootstrap(
+            rex1_fit, rex1, n_resamples=40, random_state=0, ci_method="percentile"
+        )
     assert_same_estimates(res, rex1_result)
 
 
@@ -471,7 +513,9 @@ def test_replicates_are_aligned_not_sorted():
     reference = NegBinomMixture(n_components=2).fit(X)
     ref_log_means = np.log(reference.means_)
     n_resamples = 60
-    res = sknbmix.bootstrap(reference, X, n_resamples=n_resamples, random_state=3)
+    res = sknbmix.bootstrap(
+        reference, X, n_resamples=n_resamples, random_state=3, ci_method="percentile"
+    )
     assert res.n_failed == 0
 
     # Refit each replicate the way the bootstrap does, before alignment.
@@ -517,7 +561,13 @@ def rex1_replicates(rex1, rex1_fit):
     """200 parametric Rex1 replicates, each also fitted from 20 restarts and
     from the point estimate alone."""
     n_resamples, seed = 200, 0
-    res = sknbmix.bootstrap(rex1_fit, rex1, n_resamples=n_resamples, random_state=seed)
+    res = sknbmix.bootstrap(
+        rex1_fit,
+        rex1,
+        n_resamples=n_resamples,
+        random_state=seed,
+        ci_method="percentile",
+    )
     assert res.n_failed == 0
     replicate_loglik, best_loglik, reference_only_loglik = [], [], []
     with warnings.catch_warnings():
@@ -583,7 +633,12 @@ def test_failed_replicates_are_counted_and_left_out(
     monkeypatch.setattr(sknbmix._bootstrap, "fit", flaky)
     with pytest.warns(UserWarning, match="20 of 40 bootstrap replicates failed"):
         res = sknbmix.bootstrap(
-            rex1_fit, rex1, n_resamples=40, random_state=0, n_jobs=1
+            rex1_fit,
+            rex1,
+            n_resamples=40,
+            random_state=0,
+            n_jobs=1,
+            ci_method="percentile",
         )
     assert len(calls) == 40
     assert res.n_resamples == 40
@@ -626,7 +681,12 @@ def test_unconverged_replicates_of_a_stack_are_left_out(
     assert 0 < n_failed < 40
     with pytest.warns(UserWarning, match=f"{n_failed} of 40 bootstrap replicates"):
         res = sknbmix.bootstrap(
-            rex1_fit, rex1, n_resamples=40, random_state=0, n_jobs=1
+            rex1_fit,
+            rex1,
+            n_resamples=40,
+            random_state=0,
+            n_jobs=1,
+            ci_method="percentile",
         )
     for name in PARAMETERS:
         np.testing.assert_array_equal(
@@ -641,7 +701,9 @@ def test_a_failing_stack_falls_back_to_one_by_one(
         raise FloatingPointError("boom")
 
     monkeypatch.setattr(sknbmix._bootstrap, "_fit_stacked", broken)
-    res = sknbmix.bootstrap(rex1_fit, rex1, n_resamples=40, random_state=0, n_jobs=1)
+    res = sknbmix.bootstrap(
+        rex1_fit, rex1, n_resamples=40, random_state=0, n_jobs=1, ci_method="percentile"
+    )
     assert res.n_failed == 0
     # The stack and the replicates one by one give the same numbers.
     for name in PARAMETERS:
@@ -655,14 +717,23 @@ def test_all_replicates_failing_raises(rex1, rex1_fit, monkeypatch):
     monkeypatch.setattr(sknbmix._bootstrap, "_can_stack", lambda *args: False)
     monkeypatch.setattr(sknbmix._bootstrap, "fit", broken)
     with pytest.raises(RuntimeError, match="All 5 bootstrap replicates failed"):
-        sknbmix.bootstrap(rex1_fit, rex1, n_resamples=5, random_state=0, n_jobs=1)
+        sknbmix.bootstrap(
+            rex1_fit,
+            rex1,
+            n_resamples=5,
+            random_state=0,
+            n_jobs=1,
+            ci_method="percentile",
+        )
 
 
 def test_non_converging_replicates_fail(rex1, rex1_fit):
     # Two EM iterations are not enough for any replicate.
     short = copy.deepcopy(rex1_fit).set_params(max_iter=2)
     with pytest.raises(RuntimeError, match="All 10 bootstrap replicates failed"):
-        sknbmix.bootstrap(short, rex1, n_resamples=10, random_state=0)
+        sknbmix.bootstrap(
+            short, rex1, n_resamples=10, random_state=0, ci_method="percentile"
+        )
 
 
 # -- the four-gene model -----------------------------------------------------------
@@ -672,7 +743,9 @@ def test_four_genes_shared_weights_1000_replicates(singer):
     fit = NegBinomMixture(n_components=2).fit(singer)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        res = sknbmix.bootstrap(fit, singer, n_resamples=1000, random_state=0)
+        res = sknbmix.bootstrap(
+            fit, singer, n_resamples=1000, random_state=0, ci_method="percentile"
+        )
     assert res.n_failed <= 5
     assert res.estimates["alpha"].shape == (1000 - res.n_failed, 2, 4)
     low, high = res.confidence_interval["weights"]
@@ -687,20 +760,36 @@ def test_four_genes_shared_weights_1000_replicates(singer):
 def test_verbose_shows_progress_with_same_result(
     rex1, rex1_fit, rex1_result, capsys, monkeypatch
 ):
-    res = sknbmix.bootstrap(rex1_fit, rex1, n_resamples=40, random_state=0, verbose=1)
+    res = sknbmix.bootstrap(
+        rex1_fit,
+        rex1,
+        n_resamples=40,
+        random_state=0,
+        verbose=1,
+        ci_method="percentile",
+    )
     assert_same_estimates(res, rex1_result)
     err = capsys.readouterr().err
     assert "bootstrap" in err and "40/40" in err
     # Without tqdm, progress is printed.
     monkeypatch.setitem(sys.modules, "tqdm.auto", None)
-    res = sknbmix.bootstrap(rex1_fit, rex1, n_resamples=40, random_state=0, verbose=1)
+    res = sknbmix.bootstrap(
+        rex1_fit,
+        rex1,
+        n_resamples=40,
+        random_state=0,
+        verbose=1,
+        ci_method="percentile",
+    )
     assert_same_estimates(res, rex1_result)
     out = capsys.readouterr().out
     assert "bootstrap:" in out and "of 40 replicates" in out
 
 
 def test_log_basic_and_bias_corrected_intervals(rex1, rex1_fit):
-    res = sknbmix.bootstrap(rex1_fit, rex1, n_resamples=60, random_state=1)
+    res = sknbmix.bootstrap(
+        rex1_fit, rex1, n_resamples=60, random_state=1, ci_method="percentile"
+    )
     log_basic = res.with_intervals("log-basic", 0.8)
     bc = res.with_intervals("bc")
     assert (log_basic.ci_method, log_basic.confidence_level) == ("log-basic", 0.8)
@@ -747,7 +836,9 @@ def test_bias_corrected_equals_percentile_without_median_bias():
 
 
 def test_with_intervals_rejects_unknown_kind(rex1, rex1_fit):
-    res = sknbmix.bootstrap(rex1_fit, rex1, n_resamples=5, random_state=0)
+    res = sknbmix.bootstrap(
+        rex1_fit, rex1, n_resamples=5, random_state=0, ci_method="percentile"
+    )
     with pytest.raises(ValueError, match="ci_method.*'bca'"):
         res.with_intervals("studentized")
     with pytest.raises(ValueError, match="confidence_level"):
@@ -854,7 +945,9 @@ def test_bca_acceleration_is_the_delete_one_jackknife(rex1, rex1_fit):
     assert np.all(res.acceleration["alpha"] != 0)
     # The replicates are the percentile result's; other kinds keep the
     # acceleration, and BCa comes back from them unchanged.
-    percentile = sknbmix.bootstrap(rex1_fit, rex1, n_resamples=40, random_state=0)
+    percentile = sknbmix.bootstrap(
+        rex1_fit, rex1, n_resamples=40, random_state=0, ci_method="percentile"
+    )
     assert_same_estimates(res, percentile)
     again = res.with_intervals("percentile").with_intervals("bca")
     for name in PARAMETERS:
@@ -928,7 +1021,9 @@ def test_replicates_do_not_repeat_the_reference_fits_warnings(shared_weights):
         fit = NegBinomMixture(2, shared_weights=shared_weights).fit(X)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        res = sknbmix.bootstrap(fit, X, n_resamples=4, random_state=0)
+        res = sknbmix.bootstrap(
+            fit, X, n_resamples=4, random_state=0, ci_method="percentile"
+        )
     assert [str(w.message) for w in caught] == []
     assert res.n_failed == 0
 
@@ -990,6 +1085,7 @@ def test_size_factors_intervals_cover_the_truth(depth_data, depth_fit, method):
         n_resamples=100,
         method=method,
         random_state=0,
+        ci_method="percentile",
     )
     assert res.n_failed == 0
     truth = {
@@ -1010,7 +1106,9 @@ def test_size_factors_intervals_cover_the_truth(depth_data, depth_fit, method):
 @pytest.mark.parametrize("method", ["parametric", "nonparametric"])
 def test_size_factors_same_replicates_for_any_n_jobs(depth_data, depth_fit, method):
     X, size_factors = depth_data
-    kwargs = dict(size_factors=size_factors, n_resamples=12, method=method)
+    kwargs = dict(
+        ci_method="percentile", size_factors=size_factors, n_resamples=12, method=method
+    )
     one = sknbmix.bootstrap(depth_fit, X, random_state=3, n_jobs=1, **kwargs)
     two = sknbmix.bootstrap(depth_fit, X, random_state=3, n_jobs=2, **kwargs)
     assert one.n_failed == two.n_failed == 0
@@ -1024,7 +1122,11 @@ def test_size_factors_parametric_replicates_draw_and_refit_with_them(
 ):
     X, size_factors = depth_data
     res = depth_fit.bootstrap(
-        X, size_factors=size_factors, n_resamples=4, random_state=5
+        X,
+        size_factors=size_factors,
+        n_resamples=4,
+        random_state=5,
+        ci_method="percentile",
     )
     for i in range(4):
         rng = replicate_rng(5, i)
@@ -1046,7 +1148,12 @@ def test_size_factors_nonparametric_resamples_them_with_the_cells(depth_genes):
     assert model.size_factors_used_ == "total"
     size_factors = total_size_factors(X)
     res = sknbmix.bootstrap(
-        model, X, n_resamples=4, method="nonparametric", random_state=6
+        model,
+        X,
+        n_resamples=4,
+        method="nonparametric",
+        random_state=6,
+        ci_method="percentile",
     )
     assert res.n_failed == 0
     n = X.shape[0]
@@ -1069,7 +1176,7 @@ def test_size_factors_nonparametric_resamples_them_with_the_cells(depth_genes):
 def test_size_factors_total_equals_explicit_totals(depth_genes, method):
     X = depth_genes
     size_factors = total_size_factors(X)
-    kwargs = dict(n_resamples=10, method=method, random_state=7)
+    kwargs = dict(ci_method="percentile", n_resamples=10, method=method, random_state=7)
     total = sknbmix.bootstrap(NegBinomMixture(2, size_factors="total"), X, **kwargs)
     explicit = sknbmix.bootstrap(
         NegBinomMixture(2), X, size_factors=size_factors, **kwargs
@@ -1105,7 +1212,7 @@ def test_unit_size_factors_give_the_replicates_of_none(singer, method, columns):
     # means.
     X = singer[:, columns]
     ones = np.ones(X.shape[0])
-    kwargs = dict(n_resamples=10, method=method, random_state=8)
+    kwargs = dict(ci_method="percentile", n_resamples=10, method=method, random_state=8)
     model = NegBinomMixture(2, tol=1e-12)
     plain = sknbmix.bootstrap(clone(model).fit(X), X, **kwargs)
     scaled = sknbmix.bootstrap(
@@ -1124,7 +1231,13 @@ def test_size_factors_stack_equals_one_by_one(depth_data, depth_fit, monkeypatch
     # Parametric replicates of one gene are fit as a stack, each with the
     # size factors of X; alone, each gives the same numbers.
     X, size_factors = depth_data
-    kwargs = dict(size_factors=size_factors, n_resamples=8, random_state=9, n_jobs=1)
+    kwargs = dict(
+        ci_method="percentile",
+        size_factors=size_factors,
+        n_resamples=8,
+        random_state=9,
+        n_jobs=1,
+    )
     stacked = sknbmix.bootstrap(depth_fit, X, **kwargs)
 
     def broken(*args):
@@ -1139,23 +1252,41 @@ def test_size_factors_stack_equals_one_by_one(depth_data, depth_fit, monkeypatch
 def test_size_factors_mismatch_with_the_fit_is_an_error(depth_data, depth_fit):
     X, size_factors = depth_data
     with pytest.raises(ValueError, match="fitted with size factors.*has none"):
-        sknbmix.bootstrap(depth_fit, X, n_resamples=2)
+        sknbmix.bootstrap(depth_fit, X, n_resamples=2, ci_method="percentile")
     plain = NegBinomMixture(2).fit(X)
     with pytest.raises(ValueError, match="fitted without size factors"):
-        sknbmix.bootstrap(plain, X, size_factors=size_factors, n_resamples=2)
+        sknbmix.bootstrap(
+            plain, X, size_factors=size_factors, n_resamples=2, ci_method="percentile"
+        )
     with pytest.raises(ValueError, match="fitted without size factors"):
         sknbmix.bootstrap(
-            copy.deepcopy(plain).set_params(size_factors="total"), X, n_resamples=2
+            copy.deepcopy(plain).set_params(size_factors="total"),
+            X,
+            n_resamples=2,
+            ci_method="percentile",
         )
     with pytest.raises(ValueError, match="size_factors has 3 values but X has 400"):
-        sknbmix.bootstrap(depth_fit, X, size_factors=[1.0, 2.0, 3.0], n_resamples=2)
+        sknbmix.bootstrap(
+            depth_fit,
+            X,
+            size_factors=[1.0, 2.0, 3.0],
+            n_resamples=2,
+            ci_method="percentile",
+        )
     bad = size_factors.copy()
     bad[5] = -1.0
     with pytest.raises(ValueError, match=r"size_factors\[5\] is negative"):
-        sknbmix.bootstrap(depth_fit, X, size_factors=bad, n_resamples=2)
+        sknbmix.bootstrap(
+            depth_fit, X, size_factors=bad, n_resamples=2, ci_method="percentile"
+        )
     # An unfitted estimator is fitted with them.
     res = sknbmix.bootstrap(
-        NegBinomMixture(2), X, size_factors=size_factors, n_resamples=2, random_state=0
+        NegBinomMixture(2),
+        X,
+        size_factors=size_factors,
+        n_resamples=2,
+        random_state=0,
+        ci_method="percentile",
     )
     for name in PARAMETERS:
         np.testing.assert_array_equal(
@@ -1167,7 +1298,7 @@ def test_size_factors_mismatch_with_the_fit_is_an_error(depth_data, depth_fit):
 def test_size_factors_sparse_equals_dense(depth_genes, method):
     X = depth_genes
     model = NegBinomMixture(2, size_factors="total").fit(X)
-    kwargs = dict(n_resamples=6, method=method, random_state=10)
+    kwargs = dict(ci_method="percentile", n_resamples=6, method=method, random_state=10)
     dense = sknbmix.bootstrap(model, X, **kwargs)
     sparse = sknbmix.bootstrap(model, sp.csr_matrix(X), **kwargs)
     assert sparse.n_failed == dense.n_failed == 0

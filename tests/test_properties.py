@@ -619,6 +619,7 @@ def test_global_random_state_is_left_alone(
                 n_resamples=2,
                 method=bootstrap_method,
                 random_state=bootstrap_seed,
+                ci_method="percentile",
             )
         except RuntimeError as error:
             # As documented when every replicate fails (a few samples, three

@@ -2,10 +2,11 @@
 
 Usage::
 
-    python validation/interval_coverage.py [--n-datasets 200] [--n-resamples 1000]
+    python validation/interval_coverage.py [--n-datasets 1000] [--n-resamples 500]
         [--n-sampling 2000] [--sizes 279 2000] [--n-jobs -1] [--seed 0]
-        [--out validation/results/coverage.csv] [--quick]
-    python validation/interval_coverage.py --summarize validation/results/coverage.csv
+        [--out validation/results/coverage_1000.csv] [--quick]
+    python validation/interval_coverage.py --summarize \
+        validation/results/coverage_1000.csv
 
 The truth is the two-component fit of Rex1 in the built-in data,
 ``NegBinomMixture(2).fit(load_singer().data[:, :1])`` (weights
@@ -38,10 +39,11 @@ component ``k`` of a fit is compared with component ``k`` of the truth.
 To see why an interval falls short, ``--n-sampling`` more data sets per size
 (the first ``--n-datasets`` of them the same data) are fitted without a
 bootstrap: their estimates show the sampling distribution of the estimator
-(bias, SD, skewness) far more sharply than 200 data sets do, to compare with
-the bootstrap's standard errors. Each of these fits is also checked against
-the log-likelihood of the true parameters, which the maximum cannot lie
-below. ``--n-datasets 0`` runs this part alone, next to an existing CSV.
+(bias, SD, skewness) more sharply than the bootstrapped data sets do, to
+compare with the bootstrap's standard errors. Each of these fits is also
+checked against the log-likelihood of the true parameters, which the maximum
+cannot lie below. ``--n-datasets 0`` runs this part alone, next to an
+existing CSV.
 
 The per-data-set rows go to ``--out`` (one row per size, data set,
 ``ci_method``, parameter and component), the fits without a bootstrap to
@@ -531,9 +533,9 @@ def report(rows, sampling=None, markdown=False):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n-datasets", type=int, help="per size (default 200)")
+    parser.add_argument("--n-datasets", type=int, help="per size (default 1000)")
     parser.add_argument(
-        "--n-resamples", type=int, help="bootstrap replicates (default 1000)"
+        "--n-resamples", type=int, help="bootstrap replicates (default 500)"
     )
     parser.add_argument(
         "--sizes", type=int, nargs="+", help="sample sizes (default 279 2000)"
@@ -546,13 +548,13 @@ def parse_args(argv=None):
     )
     add_run_arguments(
         parser,
-        out=HERE / "results" / "coverage.csv",
+        out=HERE / "results" / "coverage_1000.csv",
         out_help="per-data-set CSV; the fits without a bootstrap go to *_sampling.csv",
         quick_help="a smoke run: 4 data sets of 279, 40 replicates, 20 fits without "
         "a bootstrap (unless given)",
     )
     args = parser.parse_args(argv)
-    defaults = (4, 40, 20, [279]) if args.quick else (200, 1000, 2000, [279, 2000])
+    defaults = (4, 40, 20, [279]) if args.quick else (1000, 500, 2000, [279, 2000])
     for name, default in zip(
         ("n_datasets", "n_resamples", "n_sampling", "sizes"), defaults, strict=True
     ):
