@@ -38,8 +38,14 @@ _INSERTION_ALPHA = 50.0
 # end (see sknbmix._fit.default_cuts) reach the optima that all of the
 # default starts reach.
 _N_QUANTILE_STARTS = 3
-# Replicates computed per round of the sequential test (per worker).
-_ROUND = 32
+# Replicates computed per round of the sequential test (per worker): the
+# first round's, doubled each round up to the last. The test stops where it
+# would one replicate at a time, so rounds change the work, not the result:
+# small first rounds stop the clearly null tests of a screen early, large
+# later ones spread the fixed cost of a round (dispatch, the stacked fits'
+# bookkeeping, waiting for the slower worker) over many replicates.
+_FIRST_ROUND = 32
+_LAST_ROUND = 256
 # A worker draws at most this many counts at once (128 MB): a screen's
 # features are fit in chunks below it.
 _DRAW_BUDGET = 2**24
@@ -195,9 +201,11 @@ def lrt_n_components(
     n_workers = max(1, effective_n_jobs(n_jobs))
     parallel = Parallel(n_jobs=n_jobs)
     done = 0
+    round_size = _FIRST_ROUND
     while done < n_resamples and not stopped.all():
         active = np.flatnonzero(~stopped)
-        indices = np.arange(done, min(done + _ROUND * n_workers, n_resamples))
+        indices = np.arange(done, min(done + round_size * n_workers, n_resamples))
+        round_size = min(2 * round_size, _LAST_ROUND)
         batches = np.array_split(indices, min(n_workers, indices.size))
         rounds = parallel(
             delayed(_null_batch)(
@@ -416,8 +424,11 @@ def _null_batch(
                 alternative_settings, alternative_settings.n_components, shared=False
             ),
         )
-        n_chunks = -(-n_samples * len(indices) * n_tests // _DRAW_BUDGET)
-        chunks = np.array_split(np.arange(n_tests), min(n_chunks, n_tests))
+        per_chunk = max(1, _DRAW_BUDGET // (n_samples * len(indices)))
+        chunks = [
+            np.arange(first, min(first + per_chunk, n_tests))
+            for first in range(0, n_tests, per_chunk)
+        ]
         with threadpool_limits(limits=1):
             return np.hstack(
                 [

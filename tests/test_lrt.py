@@ -50,10 +50,16 @@ def test_same_null_distribution_for_any_jobs_round_and_chunk(singer, monkeypatch
     model = NegBinomMixture(1, shared_weights=False)
     one = lrt_n_components(model, singer, n_resamples=40, random_state=7)
     two = lrt_n_components(model, singer, n_resamples=40, random_state=7, n_jobs=2)
-    monkeypatch.setattr(_lrt, "_ROUND", 3)
+    # Rounds of 1, 2, 4, 8, 8, ... resamples.
+    monkeypatch.setattr(_lrt, "_FIRST_ROUND", 1)
+    monkeypatch.setattr(_lrt, "_LAST_ROUND", 8)
+    growing = lrt_n_components(model, singer, n_resamples=40, random_state=7)
+    monkeypatch.setattr(_lrt, "_FIRST_ROUND", 3)
+    monkeypatch.setattr(_lrt, "_LAST_ROUND", 3)
     small = lrt_n_components(model, singer, n_resamples=40, random_state=7)
-    # Room for the draws of two features of three resamples at a time.
-    budget = 2 * singer.shape[0] * 3
+    # Room for the draws of two features of three resamples at a time, and a
+    # little more: not enough for three.
+    budget = 2 * singer.shape[0] * 3 + 100
     monkeypatch.setattr(_lrt, "_DRAW_BUDGET", budget)
     drawn = []
     stacked = _lrt._stacked_statistics
@@ -65,7 +71,7 @@ def test_same_null_distribution_for_any_jobs_round_and_chunk(singer, monkeypatch
     monkeypatch.setattr(_lrt, "_stacked_statistics", spy)
     chunked = lrt_n_components(model, singer, n_resamples=40, random_state=7)
     assert max(drawn) <= budget and len(drawn) > 14
-    for other in (two, small, chunked):
+    for other in (two, growing, small, chunked):
         np.testing.assert_array_equal(other.pvalue, one.pvalue)
         for a, b in zip(other.null_distribution, one.null_distribution, strict=True):
             np.testing.assert_array_equal(a, b)
