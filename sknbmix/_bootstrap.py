@@ -312,8 +312,8 @@ def _bias_corrected(values, point, tail, acceleration=0.0):
 
 def _jackknife_acceleration(values, weights):
     """Efron's acceleration ``a = sum d^3 / (6 (sum d^2)^(3/2))`` from
-    jackknife estimates (rows of ``values``), ``d`` being each one's
-    deviation from their mean; row ``u`` stands for ``weights[u]`` deleted
+    jackknife estimates (rows of ``values``), ``d`` being their mean less
+    each one; row ``u`` stands for ``weights[u]`` deleted
     units (rows of X with the same values, whose estimates are the same).
 
     The formula of :func:`scipy.stats.bootstrap`'s BCa, element-wise; an
@@ -529,8 +529,8 @@ def bootstrap(
 
     The acceleration of ``ci_method="bca"`` is that of
     :func:`scipy.stats.bootstrap`, ``a = sum d^3 / (6 (sum d^2)^(3/2))``,
-    where ``d`` are the deviations of the jackknife estimates from their
-    mean, element-wise (0 for an element without spread). Each jackknife
+    where ``d`` is the mean of the jackknife estimates less each of them,
+    element-wise (0 for an element without spread). Each jackknife
     sample is ``X`` without some rows, refit like a replicate, from the point
     estimate and the default initialisation. Rows with the same counts (and
     size factor) give the same refit, so the delete-one jackknife fits each
@@ -543,8 +543,8 @@ def bootstrap(
     ``random_state`` set apart from the replicates'. For a parametric
     bootstrap the jackknife stands in for the skewness of the score of the
     least favourable family (Efron 1987), which it estimates consistently
-    when the model holds. The acceleration is stored as
-    :attr:`BootstrapResult.acceleration`.
+    when the model holds. The result keeps the acceleration as its
+    ``acceleration`` (see :class:`BootstrapResult`).
 
     Examples
     --------
