@@ -760,27 +760,14 @@ def test_four_genes_shared_weights_1000_replicates(singer):
 def test_verbose_shows_progress_with_same_result(
     rex1, rex1_fit, rex1_result, capsys, monkeypatch
 ):
-    res = sknbmix.bootstrap(
-        rex1_fit,
-        rex1,
-        n_resamples=40,
-        random_state=0,
-        verbose=1,
-        ci_method="percentile",
-    )
+    kwargs = dict(n_resamples=40, random_state=0, verbose=1, ci_method="percentile")
+    res = sknbmix.bootstrap(rex1_fit, rex1, **kwargs)
     assert_same_estimates(res, rex1_result)
     err = capsys.readouterr().err
     assert "bootstrap" in err and "40/40" in err
     # Without tqdm, progress is printed.
     monkeypatch.setitem(sys.modules, "tqdm.auto", None)
-    res = sknbmix.bootstrap(
-        rex1_fit,
-        rex1,
-        n_resamples=40,
-        random_state=0,
-        verbose=1,
-        ci_method="percentile",
-    )
+    res = sknbmix.bootstrap(rex1_fit, rex1, **kwargs)
     assert_same_estimates(res, rex1_result)
     out = capsys.readouterr().out
     assert "bootstrap:" in out and "of 40 replicates" in out
