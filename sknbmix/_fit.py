@@ -414,8 +414,8 @@ def initial_starts(likelihood, X, settings, init, random_state, n_quantile=None)
             # level; cell types that differ in which genes go up or down
             # are found from soft random responsibilities, which let EM
             # sort the samples by all genes at once (seeded, so the
-            # default stays deterministic). They come first and run to
-            # convergence (see fit): they start far behind and overtake late.
+            # default stays deterministic). They come first and outlast the
+            # screen (see fit): they start far behind and overtake late.
             seeded = (
                 np.random.RandomState(0) if init == 0 else random_state
             ).dirichlet(np.ones(K), size=(_N_RANDOM_STARTS, X.shape[0]))
@@ -459,12 +459,21 @@ def _kmeans_responsibilities(likelihood, X, K, random_state):
 # -- the fit of a batch of starts ----------------------------------------------
 
 
-def fit_starts(likelihood, starts, settings, tol, n_protected=0, reseed=True):
+def fit_starts(
+    likelihood,
+    starts,
+    settings,
+    tol,
+    n_protected=0,
+    reseed=True,
+    n_protected_in_screen=None,
+):
     """Fit from a batch of starts and keep the best of each problem.
 
     Every start first runs ``_EM_ITER_BEFORE_NEWTON`` EM iterations, or until
     a better start of its group outpaces it (the first ``n_protected`` starts
-    are never outpaced): the screen. With ``solver="em"`` the starts go on to
+    are never outpaced, the first ``n_protected_in_screen`` not in the
+    screen): the screen. With ``solver="em"`` the starts go on to
     convergence (on genes like Rest or Prdm14 of the built-in data, the start
     that leads after a dozen iterations ends on a worse optimum in one data
     set in thirty), finished by Newton's method where its Hessian is
@@ -483,6 +492,8 @@ def fit_starts(likelihood, starts, settings, tol, n_protected=0, reseed=True):
         Threshold on the total log-likelihood of each problem.
     n_protected : int, default=0
     reseed : bool, default=True
+    n_protected_in_screen : int, optional
+        At least ``n_protected`` (the default).
 
     Returns
     -------
@@ -494,7 +505,7 @@ def fit_starts(likelihood, starts, settings, tol, n_protected=0, reseed=True):
         theta,
         max_iter=min(settings.max_iter, _EM_ITER_BEFORE_NEWTON),
         tol=tol,
-        n_protected=n_protected,
+        n_protected=max(n_protected, n_protected_in_screen or 0),
     )
     if settings.solver == "powell":
         best = _finish_by_powell(
@@ -807,9 +818,16 @@ def fit(
         n_protected = 0
     elif n_protected is None:
         n_protected = len(extra_starts[0])
+    # The random starts come right after the extra ones. They start far
+    # behind and overtake late, so they outlast the screen; after it they
+    # leave where they trail hopelessly, like any start (run to convergence,
+    # they can crawl on for hundreds of iterations far behind the winner).
+    n_protected_in_screen = n_protected
     if warm_start is None and has_random_starts(likelihood, settings):
-        n_protected += _N_RANDOM_STARTS
-    fits = _fit_in_parallel(likelihood, init_starts, settings, tol, n_protected)
+        n_protected_in_screen += _N_RANDOM_STARTS
+    fits = _fit_in_parallel(
+        likelihood, init_starts, settings, tol, n_protected, n_protected_in_screen
+    )
 
     best = None
     for init, candidate in enumerate(fits):
@@ -874,7 +892,9 @@ def fit(
     )
 
 
-def _fit_in_parallel(likelihood, init_starts, settings, tol, n_protected):
+def _fit_in_parallel(
+    likelihood, init_starts, settings, tol, n_protected, n_protected_in_screen
+):
     """Run :func:`fit_starts` for each initialisation, through joblib.
 
     With independent weights the features are also split into blocks, one
@@ -889,16 +909,20 @@ def _fit_in_parallel(likelihood, init_starts, settings, tol, n_protected):
     else:
         blocks = np.array_split(np.arange(n_features), min(n_workers, n_features))
     tasks = [(starts, block) for starts in init_starts for block in blocks]
+    protection = {
+        "n_protected": n_protected,
+        "n_protected_in_screen": n_protected_in_screen,
+    }
     if len(tasks) == 1:
-        return [fit_starts(likelihood, init_starts[0], settings, tol, n_protected)]
+        return [fit_starts(likelihood, init_starts[0], settings, tol, **protection)]
 
     def task(starts, block):
         if block is not None:
             starts = Theta(*(x[..., block] for x in starts))
             return delayed(fit_starts)(
-                likelihood.take_features(block), starts, settings, tol, n_protected
+                likelihood.take_features(block), starts, settings, tol, **protection
             )
-        return delayed(fit_starts)(likelihood, starts, settings, tol, n_protected)
+        return delayed(fit_starts)(likelihood, starts, settings, tol, **protection)
 
     results = Parallel(n_jobs=settings.n_jobs)(task(*t) for t in tasks)
     # Put the blocks of each initialisation back together, on the feature
