@@ -39,7 +39,9 @@ class _Cycles:
     Each cycle starts from ``theta``, an EM step of the best point it
     verified, ``source`` (log-likelihood ``claim``); the next E step checks
     it. ``reached`` is the best log-likelihood seen, ``last_gain`` the gain
-    of the last cycle, ``step_max`` SQUAREM's cap on the step length.
+    of the last cycle, ``step_max`` SQUAREM's cap on the step length, and
+    ``finished`` the best log-likelihood of a start of the same group that
+    has left the loop (or never was in it).
     """
 
     stack: object
@@ -47,6 +49,7 @@ class _Cycles:
     theta: Theta
     step_max: np.ndarray
     converged: np.ndarray
+    finished: np.ndarray
     source: Theta = None
     claim: np.ndarray = None
     reached: np.ndarray = None
@@ -56,7 +59,7 @@ class _Cycles:
         """Keep the problems at ``index`` (of the active ones) only."""
         take = self.stack.take
         self.active = self.active[index]
-        for name in ("theta", "step_max", "converged", "source", "claim"):
+        for name in ("theta", "step_max", "converged", "finished", "source", "claim"):
             setattr(self, name, take(getattr(self, name), index))
         for name in ("reached", "last_gain"):
             if getattr(self, name) is not None:
@@ -64,7 +67,9 @@ class _Cycles:
         self.stack = self.stack.select(index)
 
 
-def run_em(stack, theta, *, max_iter, tol, accelerate=True, n_protected=0):
+def run_em(
+    stack, theta, *, max_iter, tol, accelerate=True, n_protected=0, finished=None
+):
     """Iterate EM (with SQUAREM acceleration) until every problem converges.
 
     All problems run in one batch; a problem leaves it once it has converged
@@ -89,6 +94,12 @@ def run_em(stack, theta, *, max_iter, tol, accelerate=True, n_protected=0):
         Starts numbered below ``n_protected`` run to convergence even when a
         better start outpaces them (the bootstrap asks where its start from
         the point estimate ends).
+    finished : ndarray of shape (n_problems,), optional
+        The best log-likelihood that starts of each problem's group outside
+        this batch have reached (-inf where none): a start that trails it
+        hopelessly is outpaced as if that start were still running. Starts
+        of the batch that leave it count so too, so that a start does not
+        crawl on alone after a better one has converged.
 
     Returns
     -------
@@ -116,12 +127,16 @@ def run_em(stack, theta, *, max_iter, tol, accelerate=True, n_protected=0):
     final_converged = stack.along(np.zeros(n_problems, dtype=bool))
     n_iter = np.zeros(n_problems, dtype=int)
     protected = stack.start < n_protected
+    if finished is None:
+        finished = np.full(n_problems, -np.inf)
+    whole = stack
     state = _Cycles(
         stack,
         np.arange(n_problems),
         theta,
         step_max=stack.along(np.full(n_problems, _STEP_MAX_START)),
         converged=stack.along(np.zeros(n_problems, dtype=bool)),
+        finished=stack.along(np.array(finished, dtype=float)),
     )
     done_iter = 0
     while done_iter < max_iter and state.active.size:
@@ -162,15 +177,26 @@ def run_em(stack, theta, *, max_iter, tol, accelerate=True, n_protected=0):
                 gain = new_reached - state.reached
                 state.reached = np.maximum(state.reached, new_reached)
             state.converged |= _converged(gain, state.last_gain, tol)
-            moot = outpaced(stack, state.theta, state.reached, gain)
+            moot = outpaced(stack, state.theta, state.reached, gain, state.finished)
             state.converged |= moot & ~stack.along(protected[state.active])
             state.last_gain = gain
         leaving = stack.flat(state.converged)
         if leaving.any() or done_iter >= max_iter:
             leaving = leaving | (done_iter >= max_iter)
             _leave(state, leaving, result, final_reached, final_converged)
+            _raise_finished(state, leaving, whole.flat(final_reached))
             state.keep(np.flatnonzero(~leaving))
     return result, final_reached, n_iter, final_converged
+
+
+def _raise_finished(state, leaving, final_reached):
+    """Raise ``state.finished`` of each group to what its starts that are
+    ``leaving`` reached (``final_reached``: one value per problem of the
+    whole batch)."""
+    group = state.stack.group
+    best = np.full(group.max() + 1, -np.inf)
+    np.maximum.at(best, group[leaving], final_reached[state.active[leaving]])
+    state.finished = np.maximum(state.finished, state.stack.along(best[group]))
 
 
 def _leave(state, leaving, result, final_reached, final_converged):
@@ -276,12 +302,13 @@ def _redo_lowering_steps(stack, source, claim, theta, ll, theta_next=None):
     stack.put(ll, lower, ll_redone)
 
 
-def outpaced(stack, theta, reached, last_gain=None):
+def outpaced(stack, theta, reached, last_gain=None, finished=None):
     """Problems that a better start of the same group makes moot.
 
     Two cases: the start is within ``_SAME_BASIN`` of a better one (the
     largest differences in log-weights, in log alpha and in log b, added), so
-    both are in one basin; or it trails the best start by more than
+    both are in one basin; or it trails the best start, or ``finished`` (the
+    best of its group's starts that have left; problem-shaped), by more than
     ``_TRAIL_MARGIN`` plus ``_TRAIL_GAINS`` times its last gain per cycle, so
     that it cannot catch up at the rate EM slows down (not checked without
     ``last_gain``). On 404 data
@@ -293,12 +320,15 @@ def outpaced(stack, theta, reached, last_gain=None):
         return np.zeros(reached.shape, dtype=bool)
     if last_gain is None:
         last_gain = np.full(stack.n_problems, np.inf)
+    if finished is None:
+        finished = np.full(stack.n_problems, -np.inf)
     return stack.along(
         _kernels.outpaced(
             stack.group,
             stack.start,
             np.ascontiguousarray(stack.flat(reached)),
             np.ascontiguousarray(stack.flat(last_gain)),
+            np.ascontiguousarray(stack.flat(finished)),
             tuple(np.ascontiguousarray(stack.rows(x)) for x in theta),
             _TRAIL_GAINS,
             _TRAIL_MARGIN,

@@ -538,7 +538,7 @@ def _finish_by_em(stack, theta, reached, n_iter, converged, settings, tol, n_pro
     start for a better one in its basin, except the first ``n_protected``.
     """
 
-    def continue_from(index, maximise):
+    def continue_from(index, maximise, **kwargs):
         if not index.size:
             return
         budget = settings.max_iter - n_iter[index].max()
@@ -550,20 +550,24 @@ def _finish_by_em(stack, theta, reached, n_iter, converged, settings, tol, n_pro
             max_iter=budget,
             tol=tol,
             n_protected=n_protected,
+            **kwargs,
         )
         stack.put(theta, index, new_theta)
         stack.put(reached, index, new_reached)
         stack.put(converged, index, new_converged)
         n_iter[index] += new_iter
 
-    def continue_unfinished(maximise):
-        continue_from(np.flatnonzero(~stack.flat(converged)), maximise)
+    def unfinished():
+        return np.flatnonzero(~stack.flat(converged))
 
     n_params = settings.n_components - 1 + 2 * stack.rows(theta.log_alpha).shape[1]
     use_newton = n_params <= _NEWTON_MAX_PARAMS
     if use_newton:
-        continue_unfinished(newton_maximise)
-    continue_unfinished(run_em)
+        continue_from(unfinished(), newton_maximise)
+    # EM's trail rule holds the starts that go on against those that have
+    # finished, too: a start left alone would otherwise crawl on to max_iter.
+    index = unfinished()
+    continue_from(index, run_em, finished=_best_elsewhere(stack, reached, index))
     best = stack.best_start(stack.flat(reached))
     if use_newton:
         # EM's stopping rule cannot tell a maximum from a saddle point where
@@ -575,6 +579,16 @@ def _finish_by_em(stack, theta, reached, n_iter, converged, settings, tol, n_pro
             best[(log_alpha > _LOG_ALPHA_CERTIFY).any(axis=1)], newton_maximise
         )
     return best
+
+
+def _best_elsewhere(stack, reached, index):
+    """For each problem at ``index``, the best log-likelihood ``reached`` by
+    the problems of its group that are not at ``index`` (-inf where none)."""
+    others = np.ones(stack.n_problems, dtype=bool)
+    others[index] = False
+    best = np.full(stack.group.max() + 1, -np.inf)
+    np.maximum.at(best, stack.group[others], stack.flat(reached)[others])
+    return best[stack.group[index]]
 
 
 def _finish_by_powell(stack, theta, reached, n_iter, converged, settings, tol):

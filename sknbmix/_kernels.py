@@ -1755,12 +1755,21 @@ def extrapolate(
 
 @njit(cache=True, error_model="numpy")
 def outpaced(
-    group, start, reached, last_gain, parameters, trail_gains, trail_margin, same_basin
+    group,
+    start,
+    reached,
+    last_gain,
+    finished,
+    parameters,
+    trail_gains,
+    trail_margin,
+    same_basin,
 ):
     """The problems that a better start of their group makes moot (see
-    :func:`sknbmix._em.run_em`; groups come in ascending order;
-    ``parameters`` holds each problem's log-weights, log alpha and log b as
-    three arrays of one row per problem)."""
+    :func:`sknbmix._em.outpaced`; groups come in ascending order;
+    ``finished`` is the best log-likelihood of the group's starts outside
+    the batch; ``parameters`` holds each problem's log-weights, log alpha
+    and log b as three arrays of one row per problem)."""
     n_batch = reached.size
     out = np.zeros(n_batch, dtype=np.bool_)
     first = 0
@@ -1768,7 +1777,7 @@ def outpaced(
         end = first
         best = -np.inf
         while end < n_batch and group[end] == group[first]:
-            best = max(best, reached[end])
+            best = max(best, reached[end], finished[end])
             end += 1
         for i in range(first, end):
             if best - reached[i] > trail_gains * last_gain[i] + trail_margin:
