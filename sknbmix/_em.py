@@ -193,10 +193,9 @@ def _raise_finished(state, leaving, final_reached):
     """Raise ``state.finished`` of each group to what its starts that are
     ``leaving`` reached (``final_reached``: one value per problem of the
     whole batch)."""
-    group = state.stack.group
-    best = np.full(group.max() + 1, -np.inf)
-    np.maximum.at(best, group[leaving], final_reached[state.active[leaving]])
-    state.finished = np.maximum(state.finished, state.stack.along(best[group]))
+    stack = state.stack
+    best = stack.group_best(final_reached[state.active], leaving)
+    state.finished = np.maximum(state.finished, stack.along(best))
 
 
 def _leave(state, leaving, result, final_reached, final_converged):

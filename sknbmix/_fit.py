@@ -586,9 +586,7 @@ def _best_elsewhere(stack, reached, index):
     the problems of its group that are not at ``index`` (-inf where none)."""
     others = np.ones(stack.n_problems, dtype=bool)
     others[index] = False
-    best = np.full(stack.group.max() + 1, -np.inf)
-    np.maximum.at(best, stack.group[others], stack.flat(reached)[others])
-    return best[stack.group[index]]
+    return stack.group_best(stack.flat(reached), others)[index]
 
 
 def _finish_by_powell(stack, theta, reached, n_iter, converged, settings, tol):

@@ -138,6 +138,14 @@ class ProblemStack:
         by_start = self.by_start(log_likelihood)
         return np.flatnonzero(self.start == by_start.argmax(axis=0)[self.group])
 
+    def group_best(self, values, among):
+        """For each problem, the largest of ``values`` (one per problem) over
+        the problems of its group where ``among`` is True (-inf where
+        none)."""
+        best = np.full(self.group.max() + 1, -np.inf)
+        np.maximum.at(best, self.group[among], values[among])
+        return best[self.group]
+
     def by_start(self, values):
         """One value per problem laid out as (n_starts, n_groups); absent
         problems are ``-inf``. Groups must be numbered 0, 1, ..."""

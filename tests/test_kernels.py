@@ -254,10 +254,18 @@ def test_outpacing_rule(singer, shared_weights):
     flat[third] = flat[first] - 100.0
     # The others behind start 0, but not by far.
     flat[stack.start > 2] = np.repeat(flat[first], 1 + stack.start.max() - 3) - 0.5
-    out = stack.flat(
-        outpaced(stack, near, stack.along(flat), stack.along(np.full(flat.size, 0.1)))
-    )
+    gains = stack.along(np.full(flat.size, 0.1))
+    out = stack.flat(outpaced(stack, near, stack.along(flat), gains))
     assert out[second].all() and out[third].all() and not out[first].any()
+    assert not out[stack.start > 2].any()
+    # A start that has left the batch 100 ahead of start 0 outpaces all.
+    finished = stack.group_best(flat + 100.0, stack.start == 0)
+    ahead = dict(zip(stack.group[first], flat[first] + 100.0, strict=True))
+    np.testing.assert_array_equal(finished, [ahead[g] for g in stack.group])
+    out = stack.flat(
+        outpaced(stack, near, stack.along(flat), gains, stack.along(finished))
+    )
+    assert out.all()
 
 
 def _newton_gradient(stack, coordinates, rows):
