@@ -15,7 +15,10 @@ runs give the same bits. With size factors each form has loops of its own
 (the section "size factors" below).
 
 ``log Gamma`` is ``math.lgamma`` (the C library's) and ``digamma`` the
-function below, both within a few ulp of scipy's. Where a feature's largest
+function below, both within a few ulp of scipy's. The E step of the table
+form needs neither at most counts: it walks each component's probability
+up a feature's distinct counts by the ratio of successive probabilities
+(see :func:`_table_e_step`). Where a feature's largest
 count is at most ``_GRID_RATIO`` times its number of distinct counts,
 Newton's step for alpha takes the score and its exact slope from sums over
 the integers below that count (see :func:`_alpha_score`), elsewhere a
@@ -57,6 +60,15 @@ _GRID_RATIO = 4.0
 # The Hessian carries digamma and trigamma differences from one distinct
 # count to the next by their recurrences across at most this many integers.
 _RECURRENCE_GAP = 8.0
+# The E step of the table form walks a component's probability up the counts
+# by products across gaps of at most _WALK_GAP integers, for at most
+# _WALK_ANCHOR entries from an lgamma, keeping each product within
+# _WALK_BOUND of 1 (see _table_e_step); its scratch space has _WALK_SCRATCH
+# rows.
+_WALK_GAP = 8.0
+_WALK_ANCHOR = 64
+_WALK_BOUND = 1e100
+_WALK_SCRATCH = 8
 _DIFFERENCE_STEP = 1e-6
 # Newton's step for alpha has converged below this.
 _NEWTON_DONE = 1e-10
@@ -287,23 +299,116 @@ def entry_log_prob(values, log_factorial, starts, log_alpha, log_b):
 
 @njit(cache=True, error_model="numpy")
 def _table_e_step(
-    values, log_factorial, multiplicity, low, high, log_weights, log_alpha, log_b, mass
+    values,
+    log_factorial,
+    multiplicity,
+    low,
+    high,
+    log_weights,
+    log_alpha,
+    log_b,
+    mass,
+    scratch,
 ):
-    """The E step of one problem's feature (entries ``low`` to ``high``):
-    its responsibility mass into ``mass[:, low:high]``, and its
-    log-likelihood. The parameters are those of the feature's components."""
+    """The E step of one problem's feature (entries ``low`` to ``high``,
+    counts ascending): its responsibility mass into ``mass[:, low:high]``,
+    and its log-likelihood. The parameters are those of the feature's
+    components; ``scratch`` has ``_WALK_SCRATCH`` rows of one value per
+    component.
+
+    The probabilities walk up the counts: from count ``x`` to ``x + 1`` a
+    component's probability is multiplied by ``(x + alpha) / (x + 1) *
+    b / (1 + b)``, so that a count a few integers above the previous one
+    costs a few products, where its log-probability costs an ``lgamma``
+    and its responsibility an ``exp``. Each component carries its
+    probability as ``exp(level) * linear``, ``linear`` kept within
+    ``_WALK_BOUND`` of 1 by moving its log into ``level``; the walk starts
+    again from ``lgamma`` (:func:`_count_log_prob`) after a gap of more
+    than ``_WALK_GAP``, at a count that is not an integer step away, and
+    every ``_WALK_ANCHOR`` entries, so that the rounding of the products
+    (about one ulp each) adds up over at most a few hundred of them.
+    """
     n_components = log_alpha.size
+    alpha, log_gamma_alpha, slope = scratch[0], scratch[1], scratch[2]
+    ratio, base, level, linear, factor = (
+        scratch[3],
+        scratch[4],
+        scratch[5],
+        scratch[6],
+        scratch[7],
+    )
     for k in range(n_components):
-        alpha, log_gamma_alpha, slope, zero = _count_terms(log_alpha[k], log_b[k])
-        offset = log_weights[k] + zero
-        for e in range(low, high):
-            mass[k, e] = (
-                _count_log_prob(
-                    values[e], log_factorial[e], alpha, log_gamma_alpha, slope
+        alpha[k], log_gamma_alpha[k], slope[k], zero = _count_terms(
+            log_alpha[k], log_b[k]
+        )
+        ratio[k] = math.exp(slope[k])
+        base[k] = log_weights[k] + zero
+    previous = -math.inf  # the first entry starts the walk
+    walked = 0
+    reference = 0.0
+    total_log = 0.0
+    # The log-likelihood of entries of multiplicity 1, as a product of their
+    # probabilities: one log per dozens of them.
+    product = 1.0
+    for e in range(low, high):
+        x = values[e]
+        gap = x - previous
+        moved = False
+        if 0.0 < gap <= _WALK_GAP and gap == math.floor(gap) and walked < _WALK_ANCHOR:
+            walked += 1
+            denominator = 1.0
+            j = previous
+            while j < x:
+                j += 1.0
+                denominator *= j
+            inverse = 1.0 / denominator
+            for k in range(n_components):
+                step = inverse
+                j = previous
+                while j < x:
+                    step *= (j + alpha[k]) * ratio[k]
+                    j += 1.0
+                value = linear[k] * step
+                if value > _WALK_BOUND or value < 1.0 / _WALK_BOUND:
+                    level[k] += math.log(value)
+                    value = 1.0
+                    moved = True
+                linear[k] = value
+        elif gap != 0.0:
+            walked = 0
+            for k in range(n_components):
+                level[k] = base[k] + _count_log_prob(
+                    x, log_factorial[e], alpha[k], log_gamma_alpha[k], slope[k]
                 )
-                + offset
-            )
-    return _normalise_entries(multiplicity, low, high, mass)
+                linear[k] = 1.0
+            moved = True
+        previous = x
+        if moved:
+            # Probabilities relative to the largest level; a component more
+            # than e**708 below it is below e**-248 after its linear part.
+            reference = level[0]
+            for k in range(1, n_components):
+                reference = max(reference, level[k])
+            for k in range(n_components):
+                below = level[k] - reference
+                factor[k] = math.exp(below) if below > -708.0 else 0.0
+        norm = 0.0
+        for k in range(n_components):
+            mass[k, e] = factor[k] * linear[k]
+            norm += mass[k, e]
+        count = multiplicity[e]
+        total_log += count * reference
+        if count == 1.0:
+            product *= norm
+            if product > _WALK_BOUND or product < 1.0 / _WALK_BOUND:
+                total_log += math.log(product)
+                product = 1.0
+        else:
+            total_log += count * math.log(norm)
+        scale = count / norm
+        for k in range(n_components):
+            mass[k, e] *= scale
+    return total_log + math.log(product)
 
 
 @njit(cache=True, error_model="numpy")
@@ -403,6 +508,7 @@ def table_step(
     out_b = np.empty((size, n_components, n_features))
     mass = np.empty((n_components, n_entries))
     totals = np.empty(n_components)
+    scratch = np.empty((_WALK_SCRATCH, n_components))
     for s in range(n_starts):
         for f in range(n_features):
             low, high = _entries(starts, f, n_entries)
@@ -417,6 +523,7 @@ def table_step(
                 log_alpha[s, :, f],
                 log_b[s, :, f],
                 mass,
+                scratch,
             )
             if mode == LOG_LIKELIHOOD:
                 continue
@@ -1599,6 +1706,7 @@ def table_hessian(
     scaled = scale_index.size > 0
     scale_terms = np.empty((4, n_components, max(log_scales.size, 1)))
     alphas = np.empty(n_components)
+    walk_scratch = np.empty((_WALK_SCRATCH, n_components))
     for s in range(n_starts):
         for f in range(n_features):
             low, high = _entries(starts, f, n_entries)
@@ -1630,6 +1738,7 @@ def table_hessian(
                     log_alpha[s, :, f],
                     log_b[s, :, f],
                     mass,
+                    walk_scratch,
                 )
             for k in range(n_components):
                 alphas[k] = math.exp(log_alpha[s, k, f])
