@@ -715,13 +715,19 @@ def _reseed_degenerate(likelihood, fitted, settings, tol):
     random = sub.from_responsibilities(
         _seeded_soft_splits(sub.table, settings.n_components)
     )
-    # The random splits come first and run to convergence: they start far
-    # behind and overtake late.
+    # The random splits come first and outlast the screen: they start far
+    # behind and overtake late. After it they leave where they trail
+    # hopelessly, like the random starts of a fit.
     starts = Theta(
         *(np.concatenate([x, y]) for x, y in zip(random, moved, strict=True))
     )
     new = fit_starts(
-        sub, starts, settings, tol, n_protected=_N_RESCUE_STARTS, reseed=False
+        sub,
+        starts,
+        settings,
+        tol,
+        n_protected_in_screen=_N_RESCUE_STARTS,
+        reseed=False,
     )
     better = new.log_likelihood[0, 0] > reached[0, 0, groups]
     if not better.any():
