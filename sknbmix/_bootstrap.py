@@ -930,7 +930,7 @@ def _fit_stacked(settings, reference_start, datasets, size_factors=None):
     likelihood = MixtureLikelihood.of_counts(stack, False, size_factors)
     # The start from the point estimate first, as in a fit with extra starts,
     # then the default initialisation.
-    starts = initial_starts(likelihood, stack, settings, 0, None)
+    starts = initial_starts(likelihood, settings, 0, None)
     starts = Theta(
         *(
             np.concatenate([np.tile(reference, (1, 1, len(datasets))), default])

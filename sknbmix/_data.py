@@ -8,11 +8,11 @@ smaller than the data (Rex1 in the built-in data: 279 cells, 176 values).
 
 # SPDX-License-Identifier: BSD-3-Clause
 
-import functools
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from numba import njit
 from scipy.special import gammaln
 from sklearn.utils.validation import validate_data
 
@@ -228,6 +228,80 @@ def total_size_factors(X):
     return totals / mean
 
 
+@dataclass(frozen=True)
+class Indicator:
+    """Which table entry each non-zero count of each sample is: the
+    structure of a CSR matrix of shape (n_samples, n_entries) whose stored
+    values are all 1, without storing them.
+
+    Row ``i`` holds the entries of cell ``i``'s non-zero counts (from
+    :func:`build_count_table` ascending, so in the order of their
+    features). Indices are int32 there while the table has fewer than 2**31
+    entries: 4 bytes per non-zero, where a scipy matrix of ones and its
+    transpose took 24.
+    """
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    n_entries: int
+
+    @property
+    def shape(self):
+        return (self.indptr.size - 1, self.n_entries)
+
+    def rows(self):
+        """The sample of each non-zero, in storage order."""
+        return np.repeat(np.arange(self.shape[0]), np.diff(self.indptr))
+
+    def sum_rows(self, per_entry):
+        """``per_entry @ indicator.T``: for each row of ``per_entry`` (shape
+        (m, n_entries)), the sum over each sample's non-zero entries, shaped
+        (m, n_samples)."""
+        return _sum_rows(
+            self.indptr, self.indices, np.ascontiguousarray(per_entry, dtype=float)
+        )
+
+    def sum_columns(self, per_sample):
+        """``per_sample @ indicator``: for each row of ``per_sample`` (shape
+        (m, n_samples)), the sum over the samples of each entry, shaped (m,
+        n_entries)."""
+        return _sum_columns(
+            self.indptr,
+            self.indices,
+            np.ascontiguousarray(per_sample, dtype=float),
+            self.n_entries,
+        )
+
+    def sparse(self):
+        """The indicator as a scipy CSR matrix of ones."""
+        return sp.csr_matrix(
+            (np.ones(self.indices.size), self.indices, self.indptr), shape=self.shape
+        )
+
+
+@njit(cache=True)
+def _sum_rows(indptr, indices, per_entry):
+    out = np.zeros((per_entry.shape[0], indptr.size - 1))
+    for m in range(per_entry.shape[0]):
+        for n in range(indptr.size - 1):
+            total = 0.0
+            for p in range(indptr[n], indptr[n + 1]):
+                total += per_entry[m, indices[p]]
+            out[m, n] = total
+    return out
+
+
+@njit(cache=True)
+def _sum_columns(indptr, indices, per_sample, n_entries):
+    out = np.zeros((per_sample.shape[0], n_entries))
+    for m in range(per_sample.shape[0]):
+        for n in range(indptr.size - 1):
+            weight = per_sample[m, n]
+            for p in range(indptr[n], indptr[n + 1]):
+                out[m, indices[p]] += weight
+    return out
+
+
 @dataclass
 class CountTable:
     """The distinct counts of each feature and how the cells map onto them.
@@ -249,7 +323,7 @@ class CountTable:
         How many cells have this count of this feature.
     log_factorial : ndarray of shape (n_entries,)
         ``gammaln(values + 1)``.
-    indicator : sparse matrix of shape (n_samples, n_entries) or None
+    indicator : Indicator or None
         Row i has a 1 at the entry of each non-zero count of cell i. Zero
         counts are left out: their log-probability is a per-component
         constant, and they add nothing to the score for ``alpha``. None in a
@@ -273,15 +347,10 @@ class CountTable:
     starts: np.ndarray
     multiplicity: np.ndarray
     log_factorial: np.ndarray
-    indicator: sp.csr_matrix | None
+    indicator: Indicator | None
     log_scales: np.ndarray | None = None
     scale_index: np.ndarray | None = None
     sample_group: np.ndarray | None = None
-
-    @functools.cached_property
-    def indicator_t(self):
-        """The transposed indicator, in CSR for fast products."""
-        return self.indicator.T.tocsr()
 
     @property
     def entry_log_scale(self):
@@ -291,6 +360,19 @@ class CountTable:
     @property
     def n_entries(self):
         return self.values.shape[0]
+
+    def counts(self):
+        """The counts as a CSR matrix (n_samples, n_features), from the
+        indicator (of a table from :func:`build_count_table`)."""
+        indicator = self.indicator
+        return sp.csr_matrix(
+            (
+                self.values[indicator.indices],
+                self.feature[indicator.indices],
+                indicator.indptr,
+            ),
+            shape=(self.n_samples, self.n_features),
+        )
 
     def take_features(self, features):
         """The table of the given features, in that order, repeats allowed.
@@ -330,48 +412,43 @@ class CountTable:
         return np.add.reduceat(per_entry, self.starts, axis=-1)
 
 
-def build_count_table(X):
+def build_count_table(X, rows=None, columns=None):
     """Compress a validated count matrix to a :class:`CountTable`.
 
     Parameters
     ----------
     X : ndarray or scipy sparse matrix of shape (n_samples, n_features)
         Non-negative whole numbers. Sparse input is read, never densified.
+    rows, columns : ndarray of int, optional
+        Permutations of the samples and the features: the table is that of
+        ``X[rows][:, columns]``, without a copy of X.
 
     Returns
     -------
     table : CountTable
+
+    Notes
+    -----
+    Two compiled passes over the non-zeros, so that the table costs little
+    memory beyond what it keeps (4 bytes per non-zero, the indicator): the
+    first sorts each feature's non-zero counts in a bucket of their own (8
+    bytes per non-zero, freed before the second) and makes the entries; the
+    second finds each non-zero's entry by binary search.
     """
     n_samples, n_features = X.shape
-    rows, cols, vals = _nonzeros(X)
-    vals = vals.astype(np.int64)
-    stride = int(vals.max()) + 1 if vals.size else 1
-    # One sort of (feature, value) keys yields the table grouped by feature and
-    # ordered by value; the zero of every feature is added as a key of its own.
-    all_cols = np.concatenate([np.arange(n_features, dtype=np.int64), cols])
-    all_vals = np.concatenate([np.zeros(n_features, dtype=np.int64), vals])
-    if n_features * stride < 2**62:
-        keys = all_cols * stride + all_vals
-        unique_keys, inverse, counts = _unique_counts(keys, n_features * stride)
-        feature, values = unique_keys // stride, unique_keys % stride
-    else:
-        # Keys would overflow int64 (huge counts across many features).
-        feature, values, inverse, counts = _unique_pairs(all_cols, all_vals)
-    values = values.astype(np.float64)
-    # A copy: a view would keep the whole inverse (one int per non-zero) alive.
-    starts = inverse[:n_features].copy()
-    multiplicity = (counts - np.bincount(starts, minlength=feature.size)).astype(
-        np.float64
+    X = X.tocsr() if sp.issparse(X) else sp.csr_matrix(X)
+    rank = np.arange(n_features)
+    if columns is not None:
+        rank[columns] = np.arange(n_features)
+    rows = np.arange(n_samples) if rows is None else np.asarray(rows, dtype=np.intp)
+    indptr = X.indptr.astype(np.int64, copy=False)
+    values, feature, starts, multiplicity = _table_entries(
+        indptr, X.indices, X.data, rank, n_samples
     )
-    # The zero entries hold the cells without a non-zero count of the feature.
-    nnz_per_feature = np.bincount(cols, minlength=n_features)
-    multiplicity[starts] = n_samples - nnz_per_feature
-    # The non-zeros come in row order (see _nonzeros), so the indicator can be
-    # assembled as CSR directly, without a COO detour.
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n_samples))])
-    indicator = sp.csr_matrix(
-        (np.ones(rows.size), inverse[n_features:], indptr),
-        shape=(n_samples, feature.size),
+    index_type = np.int32 if values.size < 2**31 else np.int64
+    indices = np.empty(np.count_nonzero(X.data), dtype=index_type)
+    new_indptr = _indicator(
+        indptr, X.indices, X.data, rows, rank, values, starts, indices
     )
     return CountTable(
         n_samples=n_samples,
@@ -381,8 +458,80 @@ def build_count_table(X):
         starts=starts,
         multiplicity=multiplicity,
         log_factorial=gammaln(values + 1.0),
-        indicator=indicator,
+        indicator=Indicator(new_indptr, indices, values.size),
     )
+
+
+@njit(cache=True)
+def _table_entries(indptr, indices, data, rank, n_samples):
+    """The entries of the table: each feature's zero, then its distinct
+    non-zero counts, ascending, with their multiplicities (column ``c`` of
+    the data is feature ``rank[c]``)."""
+    n_features = rank.size
+    offset = np.zeros(n_features + 1, dtype=np.int64)
+    for p in range(indices.size):
+        if data[p] != 0.0:
+            offset[rank[indices[p]] + 1] += 1
+    offset = np.cumsum(offset)
+    bucket = np.empty(offset[n_features])
+    fill = offset[:n_features].copy()
+    for p in range(indices.size):
+        if data[p] != 0.0:
+            f = rank[indices[p]]
+            bucket[fill[f]] = data[p]
+            fill[f] += 1
+    n_entries = n_features
+    for f in range(n_features):
+        counts = bucket[offset[f] : offset[f + 1]]
+        counts.sort()
+        for q in range(counts.size):
+            if q == 0 or counts[q] != counts[q - 1]:
+                n_entries += 1
+    values = np.zeros(n_entries)
+    feature = np.empty(n_entries, dtype=np.int64)
+    starts = np.empty(n_features, dtype=np.int64)
+    multiplicity = np.zeros(n_entries)
+    e = 0
+    for f in range(n_features):
+        starts[f] = e
+        feature[e] = f
+        multiplicity[e] = n_samples - (offset[f + 1] - offset[f])
+        for q in range(offset[f], offset[f + 1]):
+            if q == offset[f] or bucket[q] != bucket[q - 1]:
+                e += 1
+                values[e] = bucket[q]
+                feature[e] = f
+            multiplicity[e] += 1.0
+        e += 1
+    return values, feature, starts, multiplicity
+
+
+@njit(cache=True)
+def _indicator(indptr, indices, data, rows, rank, values, starts, out):
+    """Fill ``out`` with the entry of each non-zero count, row ``rows[0]``
+    first, each row ascending; return the rows' pointers into it."""
+    n_features = starts.size
+    new_indptr = np.zeros(rows.size + 1, dtype=np.int64)
+    q = 0
+    for n in range(rows.size):
+        first = q
+        ordered = True
+        for p in range(indptr[rows[n]], indptr[rows[n] + 1]):
+            x = data[p]
+            if x == 0.0:
+                continue
+            f = rank[indices[p]]
+            # The feature's non-zero entries follow its zero entry.
+            low = starts[f] + 1
+            high = starts[f + 1] if f + 1 < n_features else values.size
+            out[q] = low + np.searchsorted(values[low:high], x)
+            if q > first and out[q] < out[q - 1]:
+                ordered = False
+            q += 1
+        if not ordered:
+            out[first:q].sort()
+        new_indptr[n + 1] = q
+    return new_indptr
 
 
 def build_scaled_table(X, size_factors):
@@ -437,10 +586,7 @@ def build_scaled_table(X, size_factors):
     )
     multiplicity[zero_entries] = np.tile(group_size, n_features) - nonzero_by_group
     indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n_samples))])
-    indicator = sp.csr_matrix(
-        (np.ones(rows.size), inverse[zero_cols.size :], indptr),
-        shape=(n_samples, feature.size),
-    )
+    indicator = Indicator(indptr, inverse[zero_cols.size :], feature.size)
     with np.errstate(divide="ignore"):
         log_scales = np.log(scales)
     values = values.astype(np.float64)
@@ -457,37 +603,6 @@ def build_scaled_table(X, size_factors):
         scale_index=entry_group,
         sample_group=group,
     )
-
-
-def _unique_counts(keys, n_slots):
-    """``np.unique(keys, return_inverse=True, return_counts=True)`` for
-    non-negative integer keys below ``n_slots``.
-
-    Counting into slots is linear in the number of keys where ``np.unique``
-    sorts them (ten times slower on ten million non-zeros); when there are
-    more slots than keys, sorting is the cheaper way after all.
-    """
-    if n_slots > 4 * keys.size:
-        return np.unique(keys, return_inverse=True, return_counts=True)
-    counts = np.bincount(keys, minlength=n_slots)
-    present = np.flatnonzero(counts)
-    rank = np.zeros(n_slots, dtype=np.intp)
-    rank[present] = np.arange(present.size)
-    return present, rank[keys], counts[present]
-
-
-def _unique_pairs(first, second):
-    """The distinct (first, second) pairs in lexicographic order, the index of
-    each input pair among them, and their counts."""
-    order = np.lexsort((second, first))
-    first, second = first[order], second[order]
-    new = np.concatenate(
-        [[True], (first[1:] != first[:-1]) | (second[1:] != second[:-1])]
-    )
-    rank = np.cumsum(new) - 1
-    inverse = np.empty_like(rank)
-    inverse[order] = rank
-    return first[new], second[new], inverse, np.bincount(rank)
 
 
 def _nonzeros(X):

@@ -232,16 +232,17 @@ def _take_features(theta, features):
 # -- canonical order of the data ---------------------------------------------------
 
 
-def canonical_order(X, size_factors=None):
+def canonical_order(X, features, size_factors=None):
     """An order of the rows of X that depends on their contents alone.
 
     Rows go by their sum, then by a fixed random weighting of their counts,
     on which two different rows tie only by chance (equal rows may go in any
     order: they sum alike), then by their size factors. The weights go by
-    column, so the columns must be in an order of their own contents first
+    column in the order ``features``, an order of the columns' own contents
     (:func:`canonical_feature_order`).
     """
-    weights = np.random.default_rng(_ORDER_SEED).uniform(1.0, 2.0, X.shape[1])
+    weights = np.empty(X.shape[1])
+    weights[features] = np.random.default_rng(_ORDER_SEED).uniform(1.0, 2.0, X.shape[1])
     total = np.asarray(X.sum(axis=1), dtype=float).ravel()
     weighted = np.asarray(X @ weights, dtype=float).ravel()
     keys = (
@@ -300,14 +301,16 @@ def quantile_responsibilities(lower, upper, cuts):
     )
 
 
-def _sample_scores(likelihood, X):
+def _sample_scores(likelihood):
     """What the per-sample model's quantile splits sort the samples by: their
     total count, or with size factors ``sum_g log1p(x_g / s)`` (the total of
     counts per unit size factor is the same for every sample when the size
     factors are the totals)."""
+    table = likelihood.table
     if likelihood.sample_log_scale is None:
-        return np.asarray(X.sum(axis=1)).ravel()
-    return np.asarray(_normalised_log_counts(likelihood, X).sum(axis=1)).ravel()
+        return table.indicator.sum_rows(table.values[None])[0]
+    log_counts = _normalised_log_counts(likelihood, table.counts())
+    return np.asarray(log_counts.sum(axis=1)).ravel()
 
 
 def _normalised_log_counts(likelihood, X):
@@ -321,7 +324,7 @@ def _normalised_log_counts(likelihood, X):
     return np.log1p(X * inverse[:, None])
 
 
-def initial_responsibilities(likelihood, X, cuts):
+def initial_responsibilities(likelihood, cuts):
     """Quantile-split responsibilities for each row of ``cuts``.
 
     The per-sample model splits the samples by their total count (see
@@ -330,7 +333,7 @@ def initial_responsibilities(likelihood, X, cuts):
     """
     table = likelihood.table
     if likelihood.per_cell:
-        totals = _sample_scores(likelihood, X)
+        totals = _sample_scores(likelihood)
         _, inverse, counts = np.unique(totals, return_inverse=True, return_counts=True)
         upper = np.cumsum(counts) / totals.size
         resp = quantile_responsibilities(upper - counts / totals.size, upper, cuts)
@@ -392,14 +395,14 @@ def has_random_starts(likelihood, settings):
     )
 
 
-def initial_starts(likelihood, X, settings, init, random_state, n_quantile=None):
+def initial_starts(likelihood, settings, init, random_state, n_quantile=None):
     """The starts that initialisation ``init`` screens, as a batch of
     parameters (``random_state`` is drawn from by random starts only);
     ``n_quantile`` keeps only the first that many quantile splits."""
     K = settings.n_components
     if K == 1:
         return likelihood.from_responsibilities(
-            initial_responsibilities(likelihood, X, np.empty((1, 0)))
+            initial_responsibilities(likelihood, np.empty((1, 0)))
         )
     # One feature's components tend to sit side by side: layered splits
     # find them, for the cost of more starts on its small table.
@@ -408,7 +411,7 @@ def initial_starts(likelihood, X, settings, init, random_state, n_quantile=None)
     if settings.init_params == "quantile":
         if init > 0:
             cuts = random_cuts(n_starts, K, random_state)
-        resp = initial_responsibilities(likelihood, X, cuts)
+        resp = initial_responsibilities(likelihood, cuts)
         if has_random_starts(likelihood, settings):
             # Splits by total count find components that differ in overall
             # level; cell types that differ in which genes go up or down
@@ -418,24 +421,26 @@ def initial_starts(likelihood, X, settings, init, random_state, n_quantile=None)
             # screen (see fit): they start far behind and overtake late.
             seeded = (
                 np.random.RandomState(0) if init == 0 else random_state
-            ).dirichlet(np.ones(K), size=(_N_RANDOM_STARTS, X.shape[0]))
+            ).dirichlet(np.ones(K), size=(_N_RANDOM_STARTS, likelihood.table.n_samples))
             resp = np.concatenate([seeded.transpose(0, 2, 1), resp])
     elif settings.init_params == "random":
-        n_values = X.shape[0] if likelihood.per_cell else likelihood.table.n_entries
+        table = likelihood.table
+        n_values = table.n_samples if likelihood.per_cell else table.n_entries
         resp = random_state.dirichlet(np.ones(K), size=(n_starts, n_values))
         resp = resp.transpose(0, 2, 1)
     else:
-        resp = _kmeans_responsibilities(likelihood, X, K, random_state)
+        resp = _kmeans_responsibilities(likelihood, K, random_state)
     return likelihood.from_responsibilities(resp)
 
 
-def _kmeans_responsibilities(likelihood, X, K, random_state):
+def _kmeans_responsibilities(likelihood, K, random_state):
     kmeans = KMeans(n_clusters=K, n_init=1, random_state=random_state)
     if likelihood.per_cell:
+        X = likelihood.table.counts()
         if likelihood.scaled:
             log_counts = _normalised_log_counts(likelihood, X)
         else:
-            log_counts = X.log1p() if hasattr(X, "log1p") else np.log1p(X)
+            log_counts = X.log1p()
         labels = kmeans.fit(log_counts).labels_
         return (labels == np.arange(K)[:, None])[None].astype(float)
     # One k-means per feature, on its distinct counts weighted by how
@@ -800,16 +805,16 @@ def fit(
         # order, which can tip EM towards another local maximum: the fit
         # sees features and samples in an order set by their counts alone.
         features = canonical_feature_order(X)
-        X = X[:, features]
-        order = canonical_order(X, size_factors)
-        X = X[order]
+        order = canonical_order(X, features, size_factors)
         if size_factors is not None:
             size_factors = size_factors[order]
-        if sp.issparse(X):
-            # Indexing leaves each row's columns unsorted; a row sums
-            # its features in column order, as a dense one does.
-            X.sort_indices()
-    likelihood = MixtureLikelihood.of_counts(X, settings.shared_weights, size_factors)
+    likelihood = MixtureLikelihood.of_counts(
+        X,
+        settings.shared_weights,
+        size_factors,
+        # The table of X in that order, without a copy of X.
+        order=None if order is None else (order, features),
+    )
     n_init = settings.n_init if warm_start is None else 1
     tol = settings.tol * X.shape[0]
 
@@ -818,7 +823,7 @@ def fit(
     init_starts = []
     for init in range(n_init):
         starts = (
-            initial_starts(likelihood, X, settings, init, random_state, n_quantile)
+            initial_starts(likelihood, settings, init, random_state, n_quantile)
             if warm_start is None
             else _take_features(warm_start, features)
         )

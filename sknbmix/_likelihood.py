@@ -160,15 +160,25 @@ class MixtureLikelihood:
         self.count_bound = 1.0
 
     @classmethod
-    def of_counts(cls, X, shared_weights, size_factors=None):
+    def of_counts(cls, X, shared_weights, size_factors=None, order=None):
         """The likelihood of validated counts, with the table of the form the
-        model takes (``size_factors``: one per sample, or None)."""
+        model takes (``size_factors``: one per sample, or None). ``order``
+        (samples, features), for the per-sample model only, makes it that of
+        ``X[samples][:, features]`` without a copy of X; ``size_factors``
+        are then in the new order."""
+        per_cell = shared_weights and X.shape[1] > 1
+        if order is not None and not per_cell:
+            raise ValueError("order is for the per-sample model only")
         if size_factors is None:
-            return cls(build_count_table(X), shared_weights)
-        if shared_weights and X.shape[1] > 1:
+            return cls(build_count_table(X, *(order or ())), shared_weights)
+        if per_cell:
             with np.errstate(divide="ignore"):
                 log_scale = np.log(np.asarray(size_factors, dtype=np.float64))
-            return cls(build_count_table(X), True, sample_log_scale=log_scale)
+            return cls(
+                build_count_table(X, *(order or ())),
+                True,
+                sample_log_scale=log_scale,
+            )
         return cls(build_scaled_table(X, size_factors), shared_weights)
 
     @property
@@ -333,8 +343,7 @@ class MixtureLikelihood:
             return self._moments(resp)
         if self.per_cell:
             n_starts, n_components, n_samples = resp.shape
-            # (indicator.T @ resp.T).T, with scipy's fast CSR-by-dense product.
-            mass = (table.indicator_t @ resp.reshape(-1, n_samples).T).T
+            mass = table.indicator.sum_columns(resp.reshape(-1, n_samples))
             mass = mass.reshape(n_starts, n_components, -1)
             total = resp.sum(axis=2, keepdims=True) + MASS_FLOOR
         else:
@@ -374,7 +383,7 @@ class MixtureLikelihood:
 
             def per_feature(weights):
                 # sum_i r_i w_i x_ig**p for p = 1, 2, through the entries.
-                mass = (table.indicator_t @ weights.T).T
+                mass = table.indicator.sum_columns(weights)
                 mass = mass.reshape(n_starts, n_components, -1)
                 return [table.feature_sum(mass * values**p) for p in (1, 2)]
 
@@ -431,7 +440,7 @@ class MixtureLikelihood:
         if self.shared_weights:
             # Every sample has the zero-count log-probability of each feature,
             # plus the excess of its non-zero counts: sparse all along.
-            joint = (table.indicator @ entry[0].T).T + (
+            joint = table.indicator.sum_rows(entry[0]) + (
                 theta.log_weights[0] + zero[0].sum(axis=1, keepdims=True)
             )
             log_norm, resp = logsumexp_components(joint[None])
@@ -440,15 +449,18 @@ class MixtureLikelihood:
         log_norm, resp = logsumexp_components(joint)
         log_norm = log_norm[0, 0]
         log_norm_zero = log_norm[table.starts]
-        log_prob = log_norm_zero.sum() + table.indicator @ (
-            log_norm - log_norm_zero[table.feature]
+        log_prob = (
+            log_norm_zero.sum()
+            + table.indicator.sum_rows((log_norm - log_norm_zero[table.feature])[None])[
+                0
+            ]
         )
         if not responsibilities:
             return log_prob, None
         # The (n_samples, n_features, n_components) answer is dense by nature.
         entries = np.tile(table.starts, (table.n_samples, 1))
-        nonzero = table.indicator.tocoo()
-        entries[nonzero.row, table.feature[nonzero.col]] = nonzero.col
+        indicator = table.indicator
+        entries[indicator.rows(), table.feature[indicator.indices]] = indicator.indices
         return log_prob, resp[0].T[entries]
 
     def _scaled_cell_log_prob(self, theta, responsibilities):
@@ -478,8 +490,8 @@ class MixtureLikelihood:
         # Each sample's entry of each feature: its size factor's zero entry,
         # or the entry of its non-zero count.
         entries = table.starts + table.sample_group[:, None]
-        nonzero = table.indicator.tocoo()
-        entries[nonzero.row, table.feature[nonzero.col]] = nonzero.col
+        indicator = table.indicator
+        entries[indicator.rows(), table.feature[indicator.indices]] = indicator.indices
         log_prob = log_norm[0, 0][entries].sum(axis=1)
         if not responsibilities:
             return log_prob, None

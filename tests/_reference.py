@@ -79,12 +79,13 @@ def e_step(table, shared_weights, theta):
         # zeros included (the zero entry of each feature).
         zero = log_prob[..., table.starts]
         excess = log_prob - _per_entry(table, zero)
-        joint = (table.indicator @ excess.reshape(-1, table.n_entries).T).T
+        indicator = table.indicator.sparse()
+        joint = (indicator @ excess.reshape(-1, table.n_entries).T).T
         joint = joint.reshape(log_prob.shape[:2] + (-1,))
         joint += theta.log_weights + zero.sum(axis=2, keepdims=True)
         log_norm = logsumexp(joint, axis=1, keepdims=True)
         resp = np.exp(joint - log_norm)
-        mass = (table.indicator_t @ resp.reshape(-1, table.n_samples).T).T
+        mass = (indicator.T @ resp.reshape(-1, table.n_samples).T).T
         mass = mass.reshape(resp.shape[:2] + (-1,))
         total = resp.sum(axis=2, keepdims=True) + MASS_FLOOR
         return log_norm.sum(axis=2, keepdims=True), mass, total

@@ -20,7 +20,7 @@ def _perturbed_starts(likelihood, X, rng, n_components=2):
     the Poisson cap, some large (Stirling and series differences) and some
     small."""
     settings = FitSettings(n_components=n_components)
-    starts = initial_starts(likelihood, X, settings, 0, None)
+    starts = initial_starts(likelihood, settings, 0, None)
     moved = Theta(
         starts.log_weights,
         starts.log_alpha + rng.normal(0, 1.0, starts.log_alpha.shape),
@@ -98,7 +98,7 @@ def test_huge_counts_take_digamma_not_the_grid():
 def test_under_dispersed_components_go_to_the_cap():
     X = np.random.default_rng(4).binomial(20, 0.5, size=(300, 1)).astype(float)
     likelihood = MixtureLikelihood(build_count_table(X), shared_weights=True)
-    starts = initial_starts(likelihood, X, FitSettings(), 0, None)
+    starts = initial_starts(likelihood, FitSettings(), 0, None)
     _, new = likelihood.em_step(starts)
     assert new.log_alpha[0, 0, 0] == pytest.approx(np.log(1e8), rel=1e-15)
 
@@ -300,7 +300,7 @@ def test_table_hessian_is_the_slope_of_the_gradient(
     likelihood = MixtureLikelihood.of_counts(X, shared_weights, size_factors)
     assert likelihood.has_hessian
     plain = MixtureLikelihood(build_count_table(X), shared_weights)
-    starts = initial_starts(plain, X, FitSettings(n_components=n_components), 0, None)
+    starts = initial_starts(plain, FitSettings(n_components=n_components), 0, None)
     log_alpha = starts.log_alpha + rng.normal(0, 1.0, starts.log_alpha.shape)
     log_alpha[0, 0] = np.log(2e5)
     log_alpha[-1, -1] = np.log(1e-3)
