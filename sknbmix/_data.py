@@ -265,12 +265,14 @@ class Indicator:
         """``per_sample @ indicator``: for each row of ``per_sample`` (shape
         (m, n_samples)), the sum over the samples of each entry, shaped (m,
         n_entries)."""
-        return _sum_columns(
+        # Samples by rows: each non-zero adds one contiguous row.
+        by_entry = _sum_columns(
             self.indptr,
             self.indices,
-            np.ascontiguousarray(per_sample, dtype=float),
+            np.ascontiguousarray(np.asarray(per_sample, dtype=float).T),
             self.n_entries,
         )
+        return by_entry.T
 
     def sparse(self):
         """The indicator as a scipy CSR matrix of ones."""
@@ -292,13 +294,11 @@ def _sum_rows(indptr, indices, per_entry):
 
 
 @njit(cache=True)
-def _sum_columns(indptr, indices, per_sample, n_entries):
-    out = np.zeros((per_sample.shape[0], n_entries))
-    for m in range(per_sample.shape[0]):
-        for n in range(indptr.size - 1):
-            weight = per_sample[m, n]
-            for p in range(indptr[n], indptr[n + 1]):
-                out[m, indices[p]] += weight
+def _sum_columns(indptr, indices, by_sample, n_entries):
+    out = np.zeros((n_entries, by_sample.shape[1]))
+    for n in range(indptr.size - 1):
+        for p in range(indptr[n], indptr[n + 1]):
+            out[indices[p]] += by_sample[n]
     return out
 
 
