@@ -419,9 +419,12 @@ def build_count_table(X, rows=None, columns=None):
     ----------
     X : ndarray or scipy sparse matrix of shape (n_samples, n_features)
         Non-negative whole numbers. Sparse input is read, never densified.
-    rows, columns : ndarray of int, optional
-        Permutations of the samples and the features: the table is that of
-        ``X[rows][:, columns]``, without a copy of X.
+    rows : ndarray of int, optional
+        The samples to take, in this order (a permutation, or a subset):
+        the table is that of ``X[rows]``, without a copy of X.
+    columns : ndarray of int, optional
+        A permutation of the features: feature ``j`` of the table is column
+        ``columns[j]`` of X.
 
     Returns
     -------
@@ -435,18 +438,21 @@ def build_count_table(X, rows=None, columns=None):
     bytes per non-zero, freed before the second) and makes the entries; the
     second finds each non-zero's entry by binary search.
     """
-    n_samples, n_features = X.shape
+    n_features = X.shape[1]
     X = X.tocsr() if sp.issparse(X) else sp.csr_matrix(X)
     rank = np.arange(n_features)
     if columns is not None:
         rank[columns] = np.arange(n_features)
-    rows = np.arange(n_samples) if rows is None else np.asarray(rows, dtype=np.intp)
+    if rows is None:
+        rows = np.arange(X.shape[0])
+    rows = np.asarray(rows, dtype=np.intp)
+    n_samples = rows.size
     indptr = X.indptr.astype(np.int64, copy=False)
-    values, feature, starts, multiplicity = _table_entries(
-        indptr, X.indices, X.data, rank, n_samples
+    values, feature, starts, multiplicity, n_nonzero = _table_entries(
+        indptr, X.indices, X.data, rows, rank
     )
     index_type = np.int32 if values.size < 2**31 else np.int64
-    indices = np.empty(np.count_nonzero(X.data), dtype=index_type)
+    indices = np.empty(n_nonzero, dtype=index_type)
     new_indptr = _indicator(
         indptr, X.indices, X.data, rows, rank, values, starts, indices
     )
@@ -463,23 +469,27 @@ def build_count_table(X, rows=None, columns=None):
 
 
 @njit(cache=True)
-def _table_entries(indptr, indices, data, rank, n_samples):
-    """The entries of the table: each feature's zero, then its distinct
-    non-zero counts, ascending, with their multiplicities (column ``c`` of
-    the data is feature ``rank[c]``)."""
+def _table_entries(indptr, indices, data, rows, rank):
+    """The entries of the table of samples ``rows``: each feature's zero,
+    then its distinct non-zero counts, ascending, with their multiplicities
+    (column ``c`` of the data is feature ``rank[c]``); and the number of
+    non-zeros."""
     n_features = rank.size
+    n_samples = rows.size
     offset = np.zeros(n_features + 1, dtype=np.int64)
-    for p in range(indices.size):
-        if data[p] != 0.0:
-            offset[rank[indices[p]] + 1] += 1
+    for n in range(n_samples):
+        for p in range(indptr[rows[n]], indptr[rows[n] + 1]):
+            if data[p] != 0.0:
+                offset[rank[indices[p]] + 1] += 1
     offset = np.cumsum(offset)
     bucket = np.empty(offset[n_features])
     fill = offset[:n_features].copy()
-    for p in range(indices.size):
-        if data[p] != 0.0:
-            f = rank[indices[p]]
-            bucket[fill[f]] = data[p]
-            fill[f] += 1
+    for n in range(n_samples):
+        for p in range(indptr[rows[n]], indptr[rows[n] + 1]):
+            if data[p] != 0.0:
+                f = rank[indices[p]]
+                bucket[fill[f]] = data[p]
+                fill[f] += 1
     n_entries = n_features
     for f in range(n_features):
         counts = bucket[offset[f] : offset[f + 1]]
@@ -503,7 +513,7 @@ def _table_entries(indptr, indices, data, rank, n_samples):
                 feature[e] = f
             multiplicity[e] += 1.0
         e += 1
-    return values, feature, starts, multiplicity
+    return values, feature, starts, multiplicity, offset[n_features]
 
 
 @njit(cache=True)

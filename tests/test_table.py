@@ -80,6 +80,19 @@ def test_table_matches_a_plain_construction(fmt, permuted):
     np.testing.assert_array_equal(table.counts().toarray(), X)
 
 
+def test_table_of_a_subset_of_samples():
+    X = _counts(seed=4)
+    rows = np.random.default_rng(5).choice(X.shape[0], 50, replace=False)
+    columns = np.random.default_rng(6).permutation(X.shape[1])
+    table = build_count_table(sp.csr_matrix(X), rows, columns)
+    values, feature, multiplicity, indicator = _reference_table(X[rows][:, columns])
+    assert table.n_samples == 50
+    np.testing.assert_array_equal(table.values, values)
+    np.testing.assert_array_equal(table.feature, feature)
+    np.testing.assert_array_equal(table.multiplicity, multiplicity)
+    np.testing.assert_array_equal(table.indicator.sparse().toarray(), indicator)
+
+
 def test_indicator_sums_match_scipy_products():
     table = build_count_table(sp.csr_matrix(_counts(seed=2)))
     matrix = table.indicator.sparse()
