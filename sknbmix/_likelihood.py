@@ -449,12 +449,8 @@ class MixtureLikelihood:
         log_norm, resp = logsumexp_components(joint)
         log_norm = log_norm[0, 0]
         log_norm_zero = log_norm[table.starts]
-        log_prob = (
-            log_norm_zero.sum()
-            + table.indicator.sum_rows((log_norm - log_norm_zero[table.feature])[None])[
-                0
-            ]
-        )
+        excess = log_norm - log_norm_zero[table.feature]
+        log_prob = log_norm_zero.sum() + table.indicator.sum_rows(excess[None])[0]
         if not responsibilities:
             return log_prob, None
         # The (n_samples, n_features, n_components) answer is dense by nature.
