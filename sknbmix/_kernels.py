@@ -615,6 +615,42 @@ def _cell_e_step(
 
 
 @njit(cache=True, error_model="numpy")
+def _update_from_mass(
+    values,
+    starts,
+    by_component,
+    totals,
+    log_weights,
+    log_alpha,
+    log_b,
+    newton_steps,
+    mode,
+    out_weights,
+    out_alpha,
+    out_b,
+):
+    """The M step, or the gradient, of one start of the shared model from its
+    responsibility mass ``by_component`` (components by entries) and
+    ``totals`` (per component), into ``out_weights`` (n_components,),
+    ``out_alpha`` and ``out_b`` (n_components, n_features)."""
+    n_components, n_features = log_alpha.shape
+    n_entries = values.size
+    for k in range(n_components):
+        for f in range(n_features):
+            low, high = _entries(starts, f, n_entries)
+            out_alpha[k, f], out_b[k, f] = _update(
+                values[low:high],
+                by_component[k, low:high],
+                totals[k],
+                log_alpha[k, f],
+                log_b[k, f],
+                newton_steps,
+                mode,
+            )
+    _update_weights(totals, log_weights, out_weights, mode)
+
+
+@njit(cache=True, error_model="numpy")
 def cell_step(
     values,
     log_factorial,
@@ -666,21 +702,99 @@ def cell_step(
         )
         if mode == LOG_LIKELIHOOD:
             continue
-        by_component = np.ascontiguousarray(mass.T)
-        for k in range(n_components):
-            for f in range(n_features):
-                low, high = _entries(starts, f, n_entries)
-                out_alpha[s, k, f], out_b[s, k, f] = _update(
-                    values[low:high],
-                    by_component[k, low:high],
-                    totals[k],
-                    log_alpha[s, k, f],
-                    log_b[s, k, f],
-                    newton_steps,
-                    mode,
-                )
-        _update_weights(totals, log_weights[s, :, 0], out_weights[s, :, 0], mode)
+        _update_from_mass(
+            values,
+            starts,
+            np.ascontiguousarray(mass.T),
+            totals,
+            log_weights[s, :, 0],
+            log_alpha[s],
+            log_b[s],
+            newton_steps,
+            mode,
+            out_weights[s, :, 0],
+            out_alpha[s],
+            out_b[s],
+        )
     return log_likelihood, out_weights, out_alpha, out_b
+
+
+@njit(cache=True, error_model="numpy")
+def cell_statistics(
+    values,
+    log_factorial,
+    starts,
+    indptr,
+    indices,
+    log_weights,
+    log_alpha,
+    log_b,
+    responsibilities,
+):
+    """The E step of :func:`cell_step` on a block of samples, returning what
+    the M step needs from it, which adds up over blocks: the log-likelihood
+    (n_starts,), and with ``responsibilities`` the responsibility mass at
+    each entry (n_starts, n_components, n_entries) and its total per
+    component (n_starts, n_components); both are empty without."""
+    n_starts, n_components, n_features = log_alpha.shape
+    n_entries = values.size
+    size = n_starts if responsibilities else 0
+    log_likelihood = np.empty(n_starts)
+    out_mass = np.empty((size, n_components, n_entries))
+    out_totals = np.empty((size, n_components))
+    entry = np.empty((n_entries, n_components))
+    mass = np.empty((n_entries, n_components))
+    totals = np.empty(n_components)
+    for s in range(n_starts):
+        log_likelihood[s] = _cell_e_step(
+            values,
+            log_factorial,
+            starts,
+            indptr,
+            indices,
+            log_weights[s, :, 0],
+            log_alpha[s],
+            log_b[s],
+            entry,
+            mass,
+            totals,
+            responsibilities,
+            0.0,
+        )
+        if responsibilities:
+            out_mass[s] = mass.T
+            out_totals[s] = totals
+    return log_likelihood, out_mass, out_totals
+
+
+@njit(cache=True, error_model="numpy")
+def update_from_mass(
+    values, starts, mass, totals, log_weights, log_alpha, log_b, newton_steps, mode
+):
+    """The M step or the gradient (``mode``) of starts of the shared model
+    from the responsibility mass and totals of :func:`cell_statistics`,
+    added over the blocks of samples (``totals`` with the mass floor added
+    once); returns the new parameters as :func:`cell_step` does."""
+    n_starts, n_components, n_features = log_alpha.shape
+    out_weights = np.empty((n_starts, n_components, 1))
+    out_alpha = np.empty((n_starts, n_components, n_features))
+    out_b = np.empty((n_starts, n_components, n_features))
+    for s in range(n_starts):
+        _update_from_mass(
+            values,
+            starts,
+            np.ascontiguousarray(mass[s]),
+            np.ascontiguousarray(totals[s]),
+            log_weights[s, :, 0],
+            log_alpha[s],
+            log_b[s],
+            newton_steps,
+            mode,
+            out_weights[s, :, 0],
+            out_alpha[s],
+            out_b[s],
+        )
+    return out_weights, out_alpha, out_b
 
 
 # -- size factors -------------------------------------------------------------
