@@ -8,19 +8,21 @@ smaller than the data (Rex1 in the built-in data: 279 cells, 176 values).
 
 # SPDX-License-Identifier: BSD-3-Clause
 
+import functools
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 from numba import njit
 from scipy.special import gammaln
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import check_array, validate_data
 
 # Floating point holds every integer up to 2**53 exactly, and no further.
 _MAX_COUNT = 2.0**53
 
 
-def _check_counts(X, estimator_name="NegBinomMixture"):
+def _check_counts(X, estimator_name="NegBinomMixture", first_row=0):
     """Raise a ValueError unless X holds non-negative whole numbers.
 
     Parameters
@@ -30,14 +32,18 @@ def _check_counts(X, estimator_name="NegBinomMixture"):
 
     estimator_name : str
         Used in the messages.
+
+    first_row : int, default=0
+        The row of the whole data that is X's first (for a block of it).
     """
+    position = functools.partial(_position, first_row=first_row)
     values = X.data if sp.issparse(X) else X
     finite = np.isfinite(values)
     if not finite.all():
         value = float(values[~finite].flat[0])
         what = "NaN (a missing value)" if np.isnan(value) else f"{value:g}inity"
         raise ValueError(
-            f"Input contains {what} at {_position(X, ~finite)}; "
+            f"Input contains {what} at {position(X, ~finite)}; "
             f"{estimator_name} needs finite counts."
         )
     # The wording "Negative values in data" is scikit-learn's
@@ -46,7 +52,7 @@ def _check_counts(X, estimator_name="NegBinomMixture"):
     if negative.any():
         raise ValueError(
             f"Negative values in data passed to {estimator_name}: found "
-            f"{float(values[negative].flat[0]):g} at {_position(X, negative)}. "
+            f"{float(values[negative].flat[0]):g} at {position(X, negative)}. "
             "A negative binomial mixture models non-negative integer counts."
         )
     fractional = values != np.floor(values)
@@ -54,7 +60,7 @@ def _check_counts(X, estimator_name="NegBinomMixture"):
         raise ValueError(
             f"{estimator_name} expects integer counts, but found the "
             f"non-integer value {float(values[fractional].flat[0]):g} at "
-            f"{_position(X, fractional)}. A negative binomial likelihood on "
+            f"{position(X, fractional)}. A negative binomial likelihood on "
             "normalised or log-transformed data is not meaningful: pass raw "
             "counts."
         )
@@ -62,7 +68,7 @@ def _check_counts(X, estimator_name="NegBinomMixture"):
     if too_large.any():
         raise ValueError(
             f"{estimator_name} found a count too large to hold exactly, "
-            f"{float(values[too_large].flat[0]):g}, at {_position(X, too_large)}: "
+            f"{float(values[too_large].flat[0]):g}, at {position(X, too_large)}: "
             "floating point holds every integer only up to 2**53."
         )
 
@@ -83,6 +89,30 @@ def validate_counts(estimator, X, **kwargs):
     )
     _check_counts(X, name)
     return X
+
+
+def check_count_block(X, estimator_name, first_row):
+    """Validate a block of rows of a larger count matrix (a chunk of a dask
+    array): as :func:`validate_counts`, with rows in the messages counted in
+    the whole matrix. Returns it as float64, CSR or CSC when sparse."""
+    _check_count_dtype(X, estimator_name)
+    X = check_array(
+        X,
+        accept_sparse=["csr", "csc"],
+        dtype=np.float64,
+        ensure_all_finite=False,
+        ensure_min_samples=0,
+        input_name="X",
+    )
+    _check_counts(X, estimator_name, first_row)
+    return X
+
+
+def is_dask_array(X):
+    """Whether X is a dask array (without importing dask, which is an
+    optional dependency: an array of it exists only once it is imported)."""
+    dask_array = sys.modules.get("dask.array")
+    return dask_array is not None and isinstance(X, dask_array.Array)
 
 
 def _check_count_dtype(X, estimator_name="NegBinomMixture"):
@@ -141,17 +171,18 @@ def _is_number(value):
     return True
 
 
-def _position(X, mask):
-    """Describe where the first True of ``mask`` lies, as 'row i, column j'."""
+def _position(X, mask, first_row=0):
+    """Describe where the first True of ``mask`` lies, as 'row i, column j'
+    (rows counted from ``first_row``)."""
     if not sp.issparse(X):
         row, col = np.argwhere(mask)[0]
-        return f"row {row}, column {col}"
+        return f"row {row + first_row}, column {col}"
     # mask runs over X.data, which validation leaves in CSR or CSC layout.
     first = np.flatnonzero(mask)[0]
     outer = np.searchsorted(X.indptr, first, side="right") - 1
     inner = X.indices[first]
     row, col = (outer, inner) if X.format == "csr" else (inner, outer)
-    return f"row {row}, column {col}"
+    return f"row {row + first_row}, column {col}"
 
 
 def check_size_factors(size_factors, n_samples):

@@ -241,10 +241,29 @@ def canonical_order(X, features, size_factors=None):
     column in the order ``features``, an order of the columns' own contents
     (:func:`canonical_feature_order`).
     """
-    weights = np.empty(X.shape[1])
-    weights[features] = np.random.default_rng(_ORDER_SEED).uniform(1.0, 2.0, X.shape[1])
+    return order_of_row_keys(*row_keys(X, row_key_weights(features)), size_factors)
+
+
+def row_key_weights(features):
+    """The fixed random weight of each column in :func:`canonical_order`,
+    given the columns' canonical order ``features``."""
+    weights = np.empty(features.size)
+    weights[features] = np.random.default_rng(_ORDER_SEED).uniform(
+        1.0, 2.0, features.size
+    )
+    return weights
+
+
+def row_keys(X, weights):
+    """Each row's total and its total with the columns weighted by
+    ``weights``: what :func:`canonical_order` sorts the rows by."""
     total = np.asarray(X.sum(axis=1), dtype=float).ravel()
     weighted = np.asarray(X @ weights, dtype=float).ravel()
+    return total, weighted
+
+
+def order_of_row_keys(total, weighted, size_factors=None):
+    """The order of rows by their :func:`row_keys` (and size factors)."""
     keys = (
         (weighted, total) if size_factors is None else (size_factors, weighted, total)
     )
@@ -255,11 +274,16 @@ def canonical_feature_order(X):
     """An order of the columns of X that depends on their counts alone, in
     any order of the rows: by their sums of x, x**2 and x**3 (exact in any
     order for integers below 2**53, and nearly so above)."""
+    return np.lexsort(power_sums(X))
+
+
+def power_sums(X):
+    """The sums of x**3, x**2 and x of each column of X (rows of the
+    result), which add up over blocks of rows."""
     # Validated counts are float64 already: no copy of the data for this.
     X = X.astype(np.float64, copy=False)
     power = X.power if sp.issparse(X) else X.__pow__
-    sums = [np.asarray(power(k).sum(axis=0)).ravel() for k in (3, 2, 1)]
-    return np.lexsort(sums)
+    return np.array([np.asarray(power(k).sum(axis=0)).ravel() for k in (3, 2, 1)])
 
 
 # -- starts ------------------------------------------------------------------------
@@ -301,49 +325,88 @@ def quantile_responsibilities(lower, upper, cuts):
     )
 
 
-def _sample_scores(likelihood):
-    """What the per-sample model's quantile splits sort the samples by: their
-    total count, or with size factors ``sum_g log1p(x_g / s)`` (the total of
-    counts per unit size factor is the same for every sample when the size
-    factors are the totals)."""
-    table = likelihood.table
-    if likelihood.sample_log_scale is None:
-        return table.indicator.sum_rows(table.values[None])[0]
-    log_counts = _normalised_log_counts(likelihood, table.counts())
-    return np.asarray(log_counts.sum(axis=1)).ravel()
-
-
-def _normalised_log_counts(likelihood, X):
-    """``log1p(x / s)`` of every count (sparse stays sparse; 0 for a sample
-    without counts)."""
-    with np.errstate(over="ignore"):
-        inverse = np.exp(-likelihood.sample_log_scale)
-    inverse[~np.isfinite(inverse)] = 0.0
-    if sp.issparse(X):
-        return sp.csr_matrix(X.multiply(inverse[:, None])).log1p()
-    return np.log1p(X * inverse[:, None])
-
-
 def initial_responsibilities(likelihood, cuts):
-    """Quantile-split responsibilities for each row of ``cuts``.
-
-    The per-sample model splits the samples by their total count (see
-    :func:`_sample_scores`); the table form splits each feature's distinct
-    counts by their own quantiles.
-    """
+    """Quantile-split responsibilities of the table form's distinct counts,
+    for each row of ``cuts``: each feature's counts split by their own
+    quantiles."""
     table = likelihood.table
-    if likelihood.per_cell:
-        totals = _sample_scores(likelihood)
-        _, inverse, counts = np.unique(totals, return_inverse=True, return_counts=True)
-        upper = np.cumsum(counts) / totals.size
-        resp = quantile_responsibilities(upper - counts / totals.size, upper, cuts)
-        return resp[..., inverse]
     # Each feature's multiplicities add up to n_samples.
     cumulative = np.cumsum(table.multiplicity)
     before = (cumulative - table.multiplicity)[table.starts]
     upper = (cumulative - before[table.feature]) / table.n_samples
     lower = upper - table.multiplicity / table.n_samples
     return quantile_responsibilities(lower, upper, cuts)
+
+
+def _splitmix64(x):
+    """Steele, Lea and Flood's SplitMix64 finaliser of uint64 ``x``: a
+    counter-based random number per element."""
+    with np.errstate(over="ignore"):
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def seeded_dirichlet(seed, ranks, n_starts, n_components):
+    """Dirichlet(1, ..., 1) responsibilities of the samples of canonical rank
+    ``ranks``, shaped (n_starts, n_components, n_ranks).
+
+    Each value is a function of ``seed``, the sample's rank, the start and
+    the component alone (a counter-based generator), so any subset of the
+    samples (a block of a distributed array) draws what it would in the
+    whole data set.
+    """
+    counter = np.asarray(ranks, dtype=np.uint64)[None, None, :] * np.uint64(
+        n_starts * n_components
+    ) + np.arange(n_starts * n_components, dtype=np.uint64).reshape(
+        n_starts, n_components, 1
+    )
+    bits = _splitmix64(counter ^ _splitmix64(np.uint64(seed)))
+    # Uniform on (0, 1), then Exp(1); normalised Exp(1) draws are Dirichlet.
+    uniform = ((bits >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
+    draws = -np.log(uniform)
+    return draws / draws.sum(axis=1, keepdims=True)
+
+
+@dataclass(frozen=True)
+class SampleSplits:
+    """The starts of the per-sample model as responsibilities that each
+    sample gets from its canonical rank and its score (see
+    :meth:`~sknbmix._likelihood.MixtureLikelihood.sample_scores`) alone, so
+    that a block of the samples makes its share anywhere.
+
+    ``n_random`` random soft splits (:func:`seeded_dirichlet` with
+    ``seed``) come first, then one quantile split of the scores per row of
+    ``cuts``. ``scores`` are the distinct scores of all samples, ascending,
+    with the empirical distribution function below (``lower``) and at
+    (``upper``) each.
+    """
+
+    n_components: int
+    cuts: np.ndarray
+    scores: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    n_random: int = 0
+    seed: int = 0
+
+    def responsibilities(self, ranks, scores):
+        """Shaped (n_starts, n_components, n_samples), for the samples of
+        canonical rank ``ranks`` and score ``scores``."""
+        parts = []
+        if self.n_random:
+            parts.append(
+                seeded_dirichlet(self.seed, ranks, self.n_random, self.n_components)
+            )
+        if len(self.cuts):
+            index = np.searchsorted(self.scores, scores)
+            parts.append(
+                quantile_responsibilities(
+                    self.lower[index], self.upper[index], self.cuts
+                )
+            )
+        return np.concatenate(parts)
 
 
 @functools.lru_cache
@@ -400,32 +463,28 @@ def initial_starts(likelihood, settings, init, random_state, n_quantile=None):
     parameters (``random_state`` is drawn from by random starts only);
     ``n_quantile`` keeps only the first that many quantile splits."""
     K = settings.n_components
+    if likelihood.per_cell:
+        if settings.init_params == "kmeans":
+            return likelihood.from_responsibilities(
+                _kmeans_responsibilities(likelihood, K, random_state)
+            )
+        return likelihood.from_splits(
+            _sample_splits(likelihood, settings, init, random_state, n_quantile)
+        )
     if K == 1:
         return likelihood.from_responsibilities(
             initial_responsibilities(likelihood, np.empty((1, 0)))
         )
     # One feature's components tend to sit side by side: layered splits
     # find them, for the cost of more starts on its small table.
-    cuts = default_cuts(K, layered=not likelihood.per_cell)[:n_quantile]
+    cuts = default_cuts(K, layered=True)[:n_quantile]
     n_starts = len(cuts)
     if settings.init_params == "quantile":
         if init > 0:
             cuts = random_cuts(n_starts, K, random_state)
         resp = initial_responsibilities(likelihood, cuts)
-        if has_random_starts(likelihood, settings):
-            # Splits by total count find components that differ in overall
-            # level; cell types that differ in which genes go up or down
-            # are found from soft random responsibilities, which let EM
-            # sort the samples by all genes at once (seeded, so the
-            # default stays deterministic). They come first and outlast the
-            # screen (see fit): they start far behind and overtake late.
-            seeded = (
-                np.random.RandomState(0) if init == 0 else random_state
-            ).dirichlet(np.ones(K), size=(_N_RANDOM_STARTS, likelihood.table.n_samples))
-            resp = np.concatenate([seeded.transpose(0, 2, 1), resp])
     elif settings.init_params == "random":
-        table = likelihood.table
-        n_values = table.n_samples if likelihood.per_cell else table.n_entries
+        n_values = likelihood.table.n_entries
         resp = random_state.dirichlet(np.ones(K), size=(n_starts, n_values))
         resp = resp.transpose(0, 2, 1)
     else:
@@ -433,12 +492,39 @@ def initial_starts(likelihood, settings, init, random_state, n_quantile=None):
     return likelihood.from_responsibilities(resp)
 
 
+def _sample_splits(likelihood, settings, init, random_state, n_quantile):
+    """The :class:`SampleSplits` of the per-sample model's starts.
+
+    Splits of the samples by score find components that differ in overall
+    level; cell types that differ in which genes go up or down are found
+    from soft random responsibilities, which let EM sort the samples by all
+    genes at once (seeded, so the default stays deterministic). They come
+    first and outlast the screen (see :func:`fit_likelihood`): they start
+    far behind and overtake late.
+    """
+    K = settings.n_components
+    scores, lower, upper = likelihood.score_distribution()
+    if K == 1:
+        return SampleSplits(1, np.empty((1, 0)), scores, lower, upper)
+    cuts = default_cuts(K)[:n_quantile]
+    n_random, seed = 0, 0
+    if settings.init_params == "random":
+        n_random, cuts = len(cuts), cuts[:0]
+    elif init > 0:
+        cuts = random_cuts(len(cuts), K, random_state)
+    if has_random_starts(likelihood, settings):
+        n_random = _N_RANDOM_STARTS
+    if n_random and (init > 0 or settings.init_params == "random"):
+        seed = int(random_state.randint(np.iinfo(np.int32).max))
+    return SampleSplits(K, cuts, scores, lower, upper, n_random, seed)
+
+
 def _kmeans_responsibilities(likelihood, K, random_state):
     kmeans = KMeans(n_clusters=K, n_init=1, random_state=random_state)
     if likelihood.per_cell:
         X = likelihood.table.counts()
         if likelihood.scaled:
-            log_counts = _normalised_log_counts(likelihood, X)
+            log_counts = likelihood.normalised_log_counts(X)
         else:
             log_counts = X.log1p()
         labels = kmeans.fit(log_counts).labels_
@@ -815,8 +901,43 @@ def fit(
         # The table of X in that order, without a copy of X.
         order=None if order is None else (order, features),
     )
+    result = fit_likelihood(
+        likelihood,
+        settings,
+        random_state,
+        features=features,
+        warm_start=warm_start,
+        extra_starts=extra_starts,
+        n_protected=n_protected,
+        n_quantile=n_quantile,
+        labels=labels,
+    )
+    if labels and order is not None:
+        result.labels[order] = result.labels.copy()
+    return result
+
+
+def fit_likelihood(
+    likelihood,
+    settings,
+    random_state=None,
+    *,
+    features=None,
+    warm_start=None,
+    extra_starts=None,
+    n_protected=None,
+    n_quantile=None,
+    labels=False,
+):
+    """Fit a mixture to the samples of ``likelihood`` (see :func:`fit`).
+
+    ``features`` is the order of the features in the likelihood's table (None:
+    as in the data); the parameters that go in and come out are in the order
+    of the data. Labels are in the likelihood's order of the samples.
+    """
+    n_samples = likelihood.table.n_samples
     n_init = settings.n_init if warm_start is None else 1
-    tol = settings.tol * X.shape[0]
+    tol = settings.tol * n_samples
 
     # All starts are made here, in order, so that random initialisations
     # do not depend on how the work is split below.
@@ -900,10 +1021,8 @@ def fit(
         log_prob, resp = likelihood.cell_log_prob(fitted)
         lower_bound = float(log_prob.mean())
         labels = resp.argmax(axis=-1)
-        if order is not None:
-            labels[order] = labels.copy()
     else:
-        lower_bound = float(likelihood.log_likelihood(fitted).sum()) / X.shape[0]
+        lower_bound = float(likelihood.log_likelihood(fitted).sum()) / n_samples
         labels = None
     return FitResult(
         parameters,

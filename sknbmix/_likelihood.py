@@ -20,6 +20,7 @@ import math
 from typing import NamedTuple
 
 import numpy as np
+import scipy.sparse as sp
 
 from sknbmix import _kernels
 from sknbmix._data import build_count_table, build_scaled_table
@@ -342,20 +343,35 @@ class MixtureLikelihood:
         if self.scaled:
             return self._moments(resp)
         if self.per_cell:
-            n_starts, n_components, n_samples = resp.shape
-            mass = table.indicator.sum_columns(resp.reshape(-1, n_samples))
-            mass = mass.reshape(n_starts, n_components, -1)
-            total = resp.sum(axis=2, keepdims=True) + MASS_FLOOR
-        else:
-            mass = table.multiplicity * resp
-            total = table.feature_sum(mass) + MASS_FLOOR
-            if self.shared_weights:
-                total = total.sum(axis=2, keepdims=True)
-        shape = mass.shape[:2] + (table.n_features,)
+            mass, total = self.responsibility_mass(resp)
+            return self.from_mass(mass, total + MASS_FLOOR)
+        mass = table.multiplicity * resp
+        total = table.feature_sum(mass) + MASS_FLOOR
+        if self.shared_weights:
+            total = total.sum(axis=2, keepdims=True)
+        return self.from_mass(mass, total)
+
+    def responsibility_mass(self, resp):
+        """The per-sample model's responsibilities (n_starts, n_components,
+        n_samples) added up at each entry (n_starts, n_components,
+        n_entries) and in all (n_starts, n_components, 1)."""
+        n_starts, n_components, n_samples = resp.shape
+        mass = self.table.indicator.sum_columns(resp.reshape(-1, n_samples))
+        return (
+            mass.reshape(n_starts, n_components, -1),
+            resp.sum(axis=2, keepdims=True),
+        )
+
+    def from_mass(self, mass, total):
+        """The M step from responsibility mass at each entry and its total
+        (with the mass floor; per weight group, see
+        :func:`sknbmix._kernels.m_step`), with alpha by Newton's method from
+        the method of moments."""
+        shape = mass.shape[:2] + (self.table.n_features,)
         return Theta(
             *_kernels.m_step(
-                table.values,
-                table.starts,
+                self.table.values,
+                self.table.starts,
                 np.ascontiguousarray(mass),
                 np.ascontiguousarray(total),
                 # inf: Newton's method starts from the method of moments.
@@ -363,6 +379,76 @@ class MixtureLikelihood:
                 self.newton_steps,
             )
         )
+
+    def statistics(self, theta, responsibilities=True):
+        """The per-sample model's E step at ``theta`` (without size factors)
+        as statistics that add up over blocks of samples: the log-likelihood
+        per start, and with ``responsibilities`` the responsibility mass at
+        each entry and its total per component (see
+        :func:`sknbmix._kernels.cell_statistics`)."""
+        table = self.table
+        indicator = table.indicator
+        return _kernels.cell_statistics(
+            table.values,
+            table.log_factorial,
+            table.starts,
+            indicator.indptr,
+            indicator.indices,
+            *contiguous(theta),
+            responsibilities,
+        )
+
+    def update_from_statistics(self, theta, mass, totals, mode=_kernels.M_STEP):
+        """The M step (or gradient, by ``mode``) from the added-up
+        :meth:`statistics` of all samples at ``theta``, as :meth:`em_step`
+        (or :meth:`gradient`) would make it."""
+        return Theta(
+            *_kernels.update_from_mass(
+                self.table.values,
+                self.table.starts,
+                np.ascontiguousarray(mass),
+                np.ascontiguousarray(totals + MASS_FLOOR),
+                *contiguous(theta),
+                self.newton_steps,
+                mode,
+            )
+        )
+
+    def from_splits(self, splits):
+        """The M step from the responsibilities of
+        :class:`~sknbmix._fit.SampleSplits` (per-sample model): the samples
+        are in canonical order, so their ranks are their positions."""
+        return self.from_responsibilities(
+            splits.responsibilities(
+                np.arange(self.table.n_samples), self.sample_scores()
+            )
+        )
+
+    def sample_scores(self):
+        """What quantile splits of the samples sort them by (per-sample
+        model): their total count, or with size factors ``sum_g log1p(x_g /
+        s)`` (the total of counts per unit size factor is the same for every
+        sample when the size factors are the totals)."""
+        table = self.table
+        if self.sample_log_scale is None:
+            return table.indicator.sum_rows(table.values[None])[0]
+        log_counts = self.normalised_log_counts(table.counts())
+        return np.asarray(log_counts.sum(axis=1)).ravel()
+
+    def score_distribution(self):
+        """The distinct :meth:`sample_scores`, ascending, and the empirical
+        distribution function of the scores below and at each."""
+        return score_distribution(*np.unique(self.sample_scores(), return_counts=True))
+
+    def normalised_log_counts(self, X):
+        """``log1p(x / s)`` of every count of X, this likelihood's samples
+        (sparse stays sparse; 0 for a sample without counts)."""
+        with np.errstate(over="ignore"):
+            inverse = np.exp(-self.sample_log_scale)
+        inverse[~np.isfinite(inverse)] = 0.0
+        if sp.issparse(X):
+            return sp.csr_matrix(X.multiply(inverse[:, None])).log1p()
+        return np.log1p(X * inverse[:, None])
 
     def _moments(self, resp):
         """With size factors: the method-of-moments estimates of each
@@ -493,6 +579,14 @@ class MixtureLikelihood:
             return log_prob, None
         resp = resp[0].T[entries]
         return log_prob, resp[:, 0] if self.shared_weights else resp
+
+
+def score_distribution(scores, counts):
+    """Distinct ``scores`` (ascending) with how many samples have each, and
+    the empirical distribution function below and at each."""
+    n_samples = counts.sum()
+    upper = np.cumsum(counts) / n_samples
+    return scores, upper - counts / n_samples, upper
 
 
 def sample_mixture(rng, n_samples, weights, alpha, b, size_factors=None):
