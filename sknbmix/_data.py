@@ -78,6 +78,12 @@ def validate_counts(estimator, X, **kwargs):
     checks of :func:`_check_count_dtype` and :func:`_check_counts`, whose
     messages say what is wrong and where."""
     name = type(estimator).__name__
+    if is_dask_array(X):
+        raise ValueError(
+            f"X is a dask array: {name}'s fit, predict, predict_proba, "
+            "score_samples, score, aic and bic take one, but this function "
+            "needs the counts in memory (X.compute(), if they fit)."
+        )
     _check_count_dtype(X, name)
     X = validate_data(
         estimator,

@@ -12,7 +12,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from sknbmix._data import check_size_factors, resolve_size_factors, validate_counts
+from sknbmix._data import (
+    check_size_factors,
+    is_dask_array,
+    resolve_size_factors,
+    validate_counts,
+)
 from sknbmix._fit import (
     FitSettings,
     degenerate_components,
@@ -342,13 +347,25 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         """Validate X, run the engine, set the fitted attributes and warn;
         returns the labels of X if asked for (with independent weights they
         are dense, n_samples x n_features)."""
-        X = validate_counts(self, X, ensure_min_samples=2)
+        distributed = is_dask_array(X)
+        if distributed:
+            self._check_dask(X, size_factors, reset=True)
+            if X.shape[0] < 2:
+                raise ValueError(
+                    f"Found array with {X.shape[0]} sample(s) (shape={X.shape}) "
+                    f"while a minimum of 2 is required by {type(self).__name__}."
+                )
+        else:
+            X = validate_counts(self, X, ensure_min_samples=2)
         if X.shape[0] < self.n_components:
             raise ValueError(
                 "Expected n_samples >= n_components but got "
                 f"n_components = {self.n_components}, n_samples = {X.shape[0]}"
             )
-        size_factors, self.size_factors_used_ = self._size_factors(X, size_factors)
+        if distributed:
+            size_factors, self.size_factors_used_ = None, "none"
+        else:
+            size_factors, self.size_factors_used_ = self._size_factors(X, size_factors)
         settings = FitSettings.from_params(self.get_params())
         warm = self.warm_start and hasattr(self, "converged_")
         n_init = 1 if warm else self.n_init
@@ -359,14 +376,22 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
             if n_init > 1 or self.init_params != "quantile"
             else None
         )
-        result = fit(
-            X,
-            settings,
-            random_state,
-            size_factors=size_factors,
-            warm_start=self._theta() if warm else None,
-            labels=labels,
-        )
+        warm_start = self._theta() if warm else None
+        if distributed:
+            from sknbmix._distributed import fit_dask
+
+            result = fit_dask(
+                X, settings, random_state, warm_start=warm_start, labels=labels
+            )
+        else:
+            result = fit(
+                X,
+                settings,
+                random_state,
+                size_factors=size_factors,
+                warm_start=warm_start,
+                labels=labels,
+            )
         self.converged_ = result.converged
         if not self.converged_ and self.max_iter > 0:
             warnings.warn(
@@ -426,6 +451,29 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         came from."""
         return resolve_size_factors(X, size_factors, self.size_factors)
 
+    def _check_dask(self, X, size_factors, *, reset):
+        """The checks of a dask array X that need none of its values (its
+        blocks are checked as the workers read them), and of its number of
+        features against the fit's (``reset=False``) or as the fit's."""
+        from sknbmix._distributed import check_dask_counts
+
+        name = type(self).__name__
+        check_dask_counts(X, name)
+        if size_factors is not None or self.size_factors is not None:
+            raise ValueError(
+                f"{name} does not take size factors with a dask array yet: "
+                "fit in memory, or without size factors."
+            )
+        if reset:
+            self.n_features_in_ = X.shape[1]
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        elif X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {name} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+
     # -- parameters -----------------------------------------------------------
 
     def _fitted_shared_weights(self):
@@ -459,7 +507,15 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
 
     def _cell_log_prob(self, X, size_factors, responsibilities):
         """Per-sample log-likelihood (and responsibilities) of X under the
-        fitted parameters."""
+        fitted parameters (dask arrays for a dask array X)."""
+        if is_dask_array(X):
+            from sknbmix._distributed import predict
+
+            check_is_fitted(self)
+            self._check_dask(X, size_factors, reset=False)
+            return predict(
+                X, self._theta(), self._fitted_shared_weights(), responsibilities
+            )
         return self._likelihood(X, size_factors).cell_log_prob(
             self._theta(), responsibilities=responsibilities
         )
@@ -620,6 +676,11 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
                 "per_feature=True needs shared_weights=False: with shared "
                 "weights the features share one mixture and one likelihood."
             )
+        if is_dask_array(X):
+            from sknbmix._distributed import feature_log_likelihood
+
+            self._check_dask(X, size_factors, reset=False)
+            return feature_log_likelihood(X, self._theta())
         return self._likelihood(X, size_factors).log_likelihood(self._theta())[0, 0]
 
     def _information_criterion(
