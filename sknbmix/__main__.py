@@ -282,6 +282,7 @@ def _read(args, columns=None):
         layer=args.layer,
         transpose=args.transpose,
         return_sample_names=True,
+        chunks=getattr(args, "chunks", None),
     )
 
 
@@ -301,6 +302,8 @@ def _named(model, feature_names):
 def _describe_input(X, feature_names, path, out):
     n_samples, n_features = X.shape
     kind = "sparse" if hasattr(X, "nnz") else "dense"
+    if hasattr(X, "chunks"):
+        kind = f"read lazily in {len(X.chunks[0])} blocks of cells"
     print(
         f"{path}: {n_samples} samples x {n_features} feature"
         f"{'s' if n_features != 1 else ''} ({kind})",
@@ -380,6 +383,31 @@ def _fit_command(args, out):
             "--plot draws the model for cells without size factors: it cannot "
             "show a fit with --size-factors yet."
         )
+    if args.chunks is None and args.scheduler is not None:
+        raise ValueError("--scheduler runs a fit of an .h5ad file read with --chunks.")
+    if args.chunks is None:
+        _fit_and_report(args, out)
+        return
+    if args.plot or args.size_factors not in (None, "none"):
+        raise ValueError(
+            "--chunks fits the counts block by block: --plot and --size-factors "
+            "need them in memory."
+        )
+    if args.scheduler is None:
+        # dask's own scheduler, with threads in this process.
+        _fit_and_report(args, out)
+        return
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ImportError(
+            "--scheduler needs dask's distributed: pip install 'sknbmix[dask]'"
+        ) from None
+    with Client(args.scheduler):
+        _fit_and_report(args, out)
+
+
+def _fit_and_report(args, out):
     X, feature_names, model, given = _read_and_fit(args, out)
     print(_parameter_table(model, feature_names), file=out)
     log_likelihood = model.score(X, size_factors=given) * X.shape[0]
@@ -881,7 +909,8 @@ def _build_parser():
   sknbmix fit filtered_feature_bc_matrix/matrix.mtx.gz -k 3 --columns Nanog,Rex1
   sknbmix fit cells.h5ad --layer counts -k 2 --independent
   sknbmix fit cells.h5ad --layer counts -k 3 --size-factors total --out m.json
-  sknbmix fit counts.csv -k 2 --columns Rex1 --size-factors depth.csv""",
+  sknbmix fit counts.csv -k 2 --columns Rex1 --size-factors depth.csv
+  sknbmix fit atlas.h5ad --layer counts -k 8 --chunks 50000 --out m.json""",
     )
     fit.add_argument(
         "--out", metavar="FILE", help="save the fitted model as JSON (for predict)"
@@ -891,6 +920,20 @@ def _build_parser():
         metavar="FILE",
         help="save a figure (e.g. .png, .pdf) of each gene's empirical CDF "
         "against the model's, with a 95%% predictive band (needs matplotlib)",
+    )
+    fit.add_argument(
+        "--chunks",
+        metavar="N",
+        type=_positive_int,
+        help=".h5ad only: read the file lazily in blocks of N cells and fit "
+        "block by block with dask, for files larger than memory (needs "
+        "pip install 'sknbmix[dask,anndata]')",
+    )
+    fit.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="with --chunks: run on the dask cluster whose scheduler is at "
+        "ADDRESS (e.g. tcp://10.0.0.1:8786) instead of threads in this process",
     )
 
     boot = commands.add_parser(

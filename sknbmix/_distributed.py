@@ -120,6 +120,13 @@ class _Block(NamedTuple):
     ranks: np.ndarray
 
 
+def _table_and_row_keys(block, features, weights):
+    """A block's table (features in canonical order) and its rows'
+    :func:`~sknbmix._fit.row_keys`."""
+    return build_count_table(block, None, features), row_keys(block, weights)
+
+
+@dask.delayed
 def _entry_list(table):
     """The feature, value and multiplicity of each entry of a block's table."""
     return table.feature, table.values, table.multiplicity
@@ -325,7 +332,9 @@ def fit_dask(X, settings, random_state=None, *, warm_start=None, labels=False):
     n_samples, n_features = X.shape
     # The cluster spreads the work; joblib's processes would each need it.
     settings = dataclasses.replace(settings, n_jobs=1)
-    checked = dask.persist(*_checked_blocks(X, "NegBinomMixture"))
+    # Blocks are read (computed) once per pass, never kept: what stays on
+    # the workers is their tables, a third of the size of the data.
+    checked = _checked_blocks(X, "NegBinomMixture")
     if not settings.shared_weights or n_features == 1:
         return _fit_by_features(X, checked, settings, random_state, warm_start, labels)
     if settings.init_params == "kmeans":
@@ -338,23 +347,29 @@ def fit_dask(X, settings, random_state=None, *, warm_start=None, labels=False):
     sums = dask.compute(*[dask.delayed(power_sums)(block) for block in checked])
     features = np.lexsort(np.sum(sums, axis=0))
     weights = row_key_weights(features)
-    keys = dask.compute(*[dask.delayed(row_keys)(block, weights) for block in checked])
-    total, weighted = (np.concatenate(part) for part in zip(*keys, strict=True))
+    # Each block's table and row keys, then the global table of all their
+    # distinct counts and the samples' canonical ranks.
+    local = dask.persist(
+        *[
+            dask.delayed(_table_and_row_keys, nout=2)(block, features, weights)
+            for block in checked
+        ]
+    )
+    parts = dask.compute(*[(keys, _entry_list(table)) for table, keys in local])
+    total, weighted = (
+        np.concatenate(part) for part in zip(*(keys for keys, _ in parts), strict=True)
+    )
     ranks = np.empty(n_samples, dtype=np.int64)
     ranks[order_of_row_keys(total, weighted)] = np.arange(n_samples)
-    # Each block's table, then the global table of all their distinct counts.
-    local = dask.persist(
-        *[dask.delayed(build_count_table)(block, None, features) for block in checked]
+    table, maps = _merge_entries(
+        [entries for _, entries in parts], n_samples, n_features
     )
-    del checked
-    entry_lists = dask.compute(*[dask.delayed(_entry_list)(t) for t in local])
-    table, maps = _merge_entries(entry_lists, n_samples, n_features)
     bounds = np.cumsum((0,) + X.chunks[0])
     global_table = dask.delayed(table)
     blocks = dask.persist(
         *[
             dask.delayed(_block_on_global_table)(
-                part, global_table, to_global, ranks[start:stop]
+                part[0], global_table, to_global, ranks[start:stop]
             )
             for part, to_global, start, stop in zip(
                 local, maps, bounds[:-1], bounds[1:], strict=True
@@ -390,6 +405,8 @@ def _fit_by_features(X, checked, settings, random_state, warm_start, labels):
     their own per block, seeded from ``random_state``.
     """
     n_features = X.shape[1]
+    # Every block of features reads every block of samples: read once.
+    checked = dask.persist(*checked)
     n_blocks = min(n_features, len(checked))
     column_blocks = np.array_split(np.arange(n_features), n_blocks)
     tasks = []

@@ -61,7 +61,13 @@ _SIZE_FACTORS_USED = ("none", "total", "given")
 
 
 def read_counts(
-    path, *, columns=None, layer=None, transpose=False, return_sample_names=False
+    path,
+    *,
+    columns=None,
+    layer=None,
+    transpose=False,
+    return_sample_names=False,
+    chunks=None,
 ):
     """Read a matrix of counts, one row per sample (cell), from a file.
 
@@ -109,11 +115,21 @@ def read_counts(
         header row if ``transpose``), ``barcodes.tsv`` beside a ``.mtx``, or
         ``.obs_names``; None where the file has none.
 
+    chunks : int or None, default=None
+        ``.h5ad`` only: open the file lazily and return the counts as a
+        :class:`dask.array.Array` of blocks of ``chunks`` samples (sparse
+        blocks for a sparse matrix), each read from the file where it is
+        computed (AnnData's lazy reading; needs dask). The data need not fit
+        in memory: :class:`~sknbmix.NegBinomMixture` fits and predicts on
+        such an array block by block (see :doc:`/scaling`). The values are
+        checked as the blocks are read, not here.
+
     Returns
     -------
     X : ndarray of shape (n_samples, n_features) or scipy.sparse.csr_matrix
         The counts as int64: a NumPy array for text, a CSR matrix for ``.mtx``
-        and for ``.h5ad`` files that store a sparse matrix.
+        and for ``.h5ad`` files that store a sparse matrix. With ``chunks``, a
+        dask array in the file's data type.
 
     feature_names : list of str
         The names of the columns of ``X`` (the names asked for in
@@ -172,6 +188,8 @@ def read_counts(
         columns = [columns]
     if layer is not None and suffix != ".h5ad":
         raise ValueError(f"{path.name}: layer applies to .h5ad files only.")
+    if chunks is not None and suffix != ".h5ad":
+        raise ValueError(f"{path.name}: chunks applies to .h5ad files only.")
     if transpose and suffix in (".mtx", ".h5ad"):
         raise ValueError(
             f"{path.name}: transpose applies to text tables only (.mtx files "
@@ -182,7 +200,9 @@ def read_counts(
             f"{path.name}: cannot read {suffix} files ({_UNSUPPORTED[suffix]}); "
             f"sknbmix reads {_FORMATS}."
         )
-    if suffix == ".h5ad":
+    if suffix == ".h5ad" and chunks is not None:
+        X, names, samples = _read_h5ad_lazily(path, columns, layer, chunks)
+    elif suffix == ".h5ad":
         X, names, samples = _read_h5ad(path, columns, layer)
     elif suffix == ".mtx":
         X, names, samples = _read_mtx(path, columns)
@@ -519,6 +539,52 @@ def _read_h5ad(path, columns, layer):
 
         X = _as_counts(X, describe, hint)
     return X, labels, [str(name) for name in adata.obs_names]
+
+
+def _read_h5ad_lazily(path, columns, layer, chunks):
+    """``.X`` or a layer of an ``.h5ad`` file as a dask array of blocks of
+    ``chunks`` rows, read where they are computed."""
+    anndata = _import_anndata()
+    if not isinstance(chunks, Integral) or isinstance(chunks, bool) or chunks < 1:
+        raise ValueError(
+            f"chunks must be a positive number of samples, got {chunks!r}."
+        )
+    if not path.is_file():
+        raise FileNotFoundError(f"No such file: {str(path)!r}")
+    import h5py
+
+    try:
+        # Backed mode reads the names, not the counts.
+        adata = anndata.read_h5ad(path, backed="r")
+    except OSError as exc:
+        raise ValueError(f"{path.name} is not an .h5ad file: {exc}") from None
+    try:
+        layers = list(adata.layers.keys())
+        names = [str(name) for name in adata.var_names]
+        samples = [str(name) for name in adata.obs_names]
+    finally:
+        adata.file.close()
+    if layer is not None and layer not in layers:
+        raise ValueError(
+            f"{path.name} has no layer {layer!r}; its layers: "
+            f"{', '.join(layers) or 'none'}."
+        )
+    key = "X" if layer is None else f"layers/{layer}"
+    with h5py.File(path, "r") as file:
+        if key not in file:
+            raise ValueError(f"{path.name} has no .X; name a layer.")
+        if file[key].attrs.get("encoding-type") == "csc_matrix":
+            raise ValueError(
+                f"{path.name} stores {key} by columns (CSC), which cannot be "
+                "read in blocks of samples: store it by rows (CSR) first, e.g. "
+                "adata.X = adata.X.tocsr(); adata.write_h5ad(path)."
+            )
+        # The blocks reopen the file by its path when they are read.
+        X = anndata.experimental.read_elem_lazy(file[key], chunks=(chunks, len(names)))
+    selected, labels = _select(names, columns, path)
+    if columns is not None:
+        X = X[:, selected]
+    return X, labels, samples
 
 
 ###############################################################################

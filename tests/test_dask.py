@@ -234,3 +234,66 @@ def test_prediction_checks_the_number_of_features(counts):
     model = NegBinomMixture(2).fit(counts)
     with pytest.raises(ValueError, match="expecting 40 features"):
         model.predict(_dask(counts[:, :10]))
+
+
+# -- .h5ad files read lazily --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def h5ad(counts, tmp_path_factory):
+    anndata = pytest.importorskip("anndata")
+    adata = anndata.AnnData(sp.csr_matrix(counts.astype(np.float32)))
+    adata.var_names = [f"g{j}" for j in range(counts.shape[1])]
+    adata.layers["dense"] = counts.astype(np.int64)
+    adata.layers["by_columns"] = sp.csc_matrix(counts)
+    path = tmp_path_factory.mktemp("h5ad") / "cells.h5ad"
+    adata.write_h5ad(path)
+    return path
+
+
+@pytest.mark.parametrize("layer", [None, "dense"])
+def test_read_counts_lazily(h5ad, counts, layer):
+    from sknbmix.io import read_counts
+
+    X, names, samples = read_counts(
+        h5ad, layer=layer, chunks=500, columns=["g3", "g1"], return_sample_names=True
+    )
+    assert isinstance(X, da.Array)
+    assert X.chunks[0] == (500, 500, 200)
+    assert names == ["g3", "g1"] and len(samples) == counts.shape[0]
+    block = X.compute()
+    block = block.toarray() if sp.issparse(block) else block
+    np.testing.assert_array_equal(block, counts[:, [3, 1]])
+
+
+def test_read_counts_lazily_refuses_what_it_cannot(h5ad, tmp_path):
+    from sknbmix.io import read_counts
+
+    with pytest.raises(ValueError, match="CSR"):
+        read_counts(h5ad, layer="by_columns", chunks=100)
+    with pytest.raises(ValueError, match="positive number of samples"):
+        read_counts(h5ad, chunks=0)
+    text = tmp_path / "counts.csv"
+    text.write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="chunks applies to .h5ad files only"):
+        read_counts(text, chunks=10)
+
+
+def test_command_line_fits_a_file_in_blocks(h5ad, client, capsys):
+    from sknbmix.__main__ import main
+
+    def run(*options):
+        assert main(["fit", str(h5ad), "-k", "2", *options]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        # The log-likelihood, BIC and AIC; sums over blocks of cells round
+        # otherwise, which can end EM a cycle earlier or later.
+        return lines[0], lines[-1].split(", converged")[0]
+
+    first, eager = run()
+    assert "(sparse)" in first
+    first, lazy = run("--chunks", "400")
+    assert "read lazily in 3 blocks of cells" in first
+    assert lazy == eager
+    assert run("--chunks", "400", "--scheduler", client.scheduler.address)[1] == eager
+    assert main(["fit", str(h5ad), "-k", "2", "--chunks", "400", "--plot", "x.png"])
+    assert "--plot and --size-factors need them in memory" in capsys.readouterr().err
