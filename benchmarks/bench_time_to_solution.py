@@ -3,11 +3,12 @@
 Usage::
 
     python benchmarks/bench_time_to_solution.py [--n-samples 100000] [--quick]
-        [--skip-gmm]
+        [--skip-gmm] [--data-seed 0]
     python benchmarks/bench_time_to_solution.py --curve [--gmm-max 300000]
 
 On ``make_counts(n, 2_000, 8, random_state=0)`` (sparse, several cell types
-that differ in which genes go up or down), in one process:
+that differ in which genes go up or down; ``--data-seed`` draws another data
+set), in one process:
 
 - ``NegBinomMixture(8, random_state=0).fit(X)`` with its defaults, end to
   end, on the sparse counts;
@@ -45,10 +46,10 @@ CURVE = (10_000, 30_000, 100_000, 300_000, 1_000_000)
 RESULTS = Path(__file__).parent / "results"
 
 
-def run_size(n_samples, with_gmm):
+def run_size(n_samples, with_gmm, data_seed=0):
     """Both fits at one size; a dict of what was measured."""
-    X, truth = make_counts(n_samples, N_FEATURES, N_COMPONENTS, random_state=0)
-    out = {"n_samples": n_samples, "nnz": X.nnz}
+    X, truth = make_counts(n_samples, N_FEATURES, N_COMPONENTS, random_state=data_seed)
+    out = {"n_samples": n_samples, "data_seed": data_seed, "nnz": X.nnz}
     print(f"{n_samples:,} x {N_FEATURES:,}, K={N_COMPONENTS}: {X.nnz:,} non-zeros")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Poisson-limit components are expected
@@ -129,13 +130,14 @@ def main():
     parser.add_argument("--skip-gmm", action="store_true")
     parser.add_argument("--curve", action="store_true")
     parser.add_argument("--gmm-max", type=int, default=300_000)
+    parser.add_argument("--data-seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.curve:
         run_curve(args.gmm_max)
         return
     n_samples = 10_000 if args.quick else args.n_samples
-    out = run_size(n_samples, not args.skip_gmm)
+    out = run_size(n_samples, not args.skip_gmm, args.data_seed)
     if args.json:
         print(json.dumps(out))
 

@@ -342,6 +342,28 @@ def fit_dask(X, settings, random_state=None, *, warm_start=None, labels=False):
             "init_params='kmeans' needs the data in memory: it is not available "
             "for a dask array; use 'quantile' or 'random'."
         )
+    likelihood, features = distributed_likelihood(X, checked)
+    return fit_likelihood(
+        likelihood,
+        settings,
+        random_state,
+        features=features,
+        warm_start=warm_start,
+        labels=labels,
+    )
+
+
+def distributed_likelihood(X, checked=None):
+    """The :class:`DistributedLikelihood` of a dask array X (per-sample
+    model), with its features in canonical order, and that order.
+
+    ``checked`` are X's blocks as :func:`_checked_blocks` makes them (made
+    here when None). The blocks are read twice: for the canonical order of
+    the features, then for their tables and the rows' keys.
+    """
+    n_samples, n_features = X.shape
+    if checked is None:
+        checked = _checked_blocks(X, "NegBinomMixture")
     # The canonical orders (see sknbmix._fit.canonical_order): columns by
     # sums that add up over blocks, rows by keys of their own.
     sums = dask.compute(*[dask.delayed(power_sums)(block) for block in checked])
@@ -377,15 +399,7 @@ def fit_dask(X, settings, random_state=None, *, warm_start=None, labels=False):
         ]
     )
     del local
-    likelihood = DistributedLikelihood(list(blocks), table, X.chunks[0])
-    return fit_likelihood(
-        likelihood,
-        settings,
-        random_state,
-        features=features,
-        warm_start=warm_start,
-        labels=labels,
-    )
+    return DistributedLikelihood(list(blocks), table, X.chunks[0]), features
 
 
 def _gather_columns(blocks, columns):

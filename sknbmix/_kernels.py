@@ -569,11 +569,23 @@ def _cell_e_step(
     zeroed here) and to ``totals`` (from ``mass_floor``). ``entry`` is
     scratch space of the shape of ``mass``.
     """
+    constant = _cell_terms(
+        values, log_factorial, starts, log_weights, log_alpha, log_b, entry
+    )
+    return _cell_samples(
+        entry, constant, indptr, indices, mass, totals, responsibilities, mass_floor
+    )
+
+
+@njit(cache=True, error_model="numpy")
+def _cell_terms(values, log_factorial, starts, log_weights, log_alpha, log_b, entry):
+    """What every sample's E step of one start reads: the log-probability of
+    each entry's count under each component, into ``entry`` (entries by
+    components), and, returned, each component's log-weight plus the
+    log-probabilities of a zero count of all features (the same for every
+    sample)."""
     n_components, n_features = log_alpha.shape
     n_entries = values.size
-    n_samples = indptr.size - 1
-    # A zero count's log-probability is the same for every sample: the
-    # zeros of all features go into one constant per component.
     constant = log_weights.copy()
     for k in range(n_components):
         for f in range(n_features):
@@ -586,6 +598,17 @@ def _cell_e_step(
                 entry[e, k] = _count_log_prob(
                     values[e], log_factorial[e], alpha, log_gamma_alpha, slope
                 )
+    return constant
+
+
+@njit(cache=True, error_model="numpy")
+def _cell_samples(
+    entry, constant, indptr, indices, mass, totals, responsibilities, mass_floor
+):
+    """The per-sample part of :func:`_cell_e_step`, for the samples of
+    ``indptr`` (a slice of the indicator's, into the whole ``indices``)."""
+    n_components = constant.size
+    n_samples = indptr.size - 1
     joint = np.empty(n_components)
     total_log = 0.0
     mass[:] = 0.0
@@ -650,7 +673,7 @@ def _update_from_mass(
     _update_weights(totals, log_weights, out_weights, mode)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def cell_step(
     values,
     log_factorial,
@@ -719,43 +742,48 @@ def cell_step(
     return log_likelihood, out_weights, out_alpha, out_b
 
 
-@njit(cache=True, error_model="numpy")
-def cell_statistics(
-    values,
-    log_factorial,
-    starts,
-    indptr,
-    indices,
-    log_weights,
-    log_alpha,
-    log_b,
-    responsibilities,
-):
-    """The E step of :func:`cell_step` on a block of samples, returning what
-    the M step needs from it, which adds up over blocks: the log-likelihood
+@njit(cache=True, error_model="numpy", nogil=True)
+def cell_terms(values, log_factorial, starts, log_weights, log_alpha, log_b):
+    """:func:`_cell_terms` of each start of the shared model: the constants
+    (n_starts, n_components) and the entries' log-probabilities (n_starts,
+    n_entries, n_components) that :func:`cell_block_statistics` reads."""
+    n_starts, n_components, n_features = log_alpha.shape
+    constant = np.empty((n_starts, n_components))
+    entry = np.empty((n_starts, values.size, n_components))
+    for s in range(n_starts):
+        constant[s] = _cell_terms(
+            values,
+            log_factorial,
+            starts,
+            log_weights[s, :, 0],
+            log_alpha[s],
+            log_b[s],
+            entry[s],
+        )
+    return constant, entry
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def cell_block_statistics(entry, constant, indptr, indices, responsibilities):
+    """The E step of :func:`cell_step` on a block of samples (``indptr``, a
+    slice of the indicator's), from :func:`cell_terms`, returning what the M
+    step needs from it, which adds up over blocks: the log-likelihood
     (n_starts,), and with ``responsibilities`` the responsibility mass at
     each entry (n_starts, n_components, n_entries) and its total per
     component (n_starts, n_components); both are empty without."""
-    n_starts, n_components, n_features = log_alpha.shape
-    n_entries = values.size
+    n_starts, n_entries, n_components = entry.shape
     size = n_starts if responsibilities else 0
     log_likelihood = np.empty(n_starts)
     out_mass = np.empty((size, n_components, n_entries))
     out_totals = np.empty((size, n_components))
-    entry = np.empty((n_entries, n_components))
     mass = np.empty((n_entries, n_components))
     totals = np.empty(n_components)
     for s in range(n_starts):
-        log_likelihood[s] = _cell_e_step(
-            values,
-            log_factorial,
-            starts,
+        log_likelihood[s] = _cell_samples(
+            entry[s],
+            constant[s],
             indptr,
             indices,
-            log_weights[s, :, 0],
-            log_alpha[s],
-            log_b[s],
-            entry,
             mass,
             totals,
             responsibilities,
@@ -767,12 +795,12 @@ def cell_statistics(
     return log_likelihood, out_mass, out_totals
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def update_from_mass(
     values, starts, mass, totals, log_weights, log_alpha, log_b, newton_steps, mode
 ):
     """The M step or the gradient (``mode``) of starts of the shared model
-    from the responsibility mass and totals of :func:`cell_statistics`,
+    from the responsibility mass and totals of :func:`cell_block_statistics`,
     added over the blocks of samples (``totals`` with the mass floor added
     once); returns the new parameters as :func:`cell_step` does."""
     n_starts, n_components, n_features = log_alpha.shape

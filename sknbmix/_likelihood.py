@@ -17,6 +17,8 @@ several independent maximisations share a batch is not its business (see
 
 import copy
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
@@ -247,18 +249,7 @@ class MixtureLikelihood:
                 MASS_FLOOR,
             )
         if self.per_cell:
-            indicator = table.indicator
-            return _kernels.cell_step(
-                table.values,
-                table.log_factorial,
-                table.starts,
-                indicator.indptr,
-                indicator.indices,
-                *contiguous(theta),
-                self.newton_steps,
-                mode,
-                MASS_FLOOR,
-            )
+            return self._cell_pass(theta, mode)
         return _kernels.table_step(
             table.values,
             table.log_factorial,
@@ -269,6 +260,69 @@ class MixtureLikelihood:
             mode,
             MASS_FLOOR,
         )
+
+    def _cell_pass(self, theta, mode):
+        """:meth:`_pass` of the per-sample model without size factors, on
+        the threads that the work is worth (see :func:`_sample_blocks`)."""
+        table = self.table
+        indicator = table.indicator
+        theta = contiguous(theta)
+        n_starts = theta[1].shape[0]
+        blocks = _sample_blocks(table.n_samples)
+        n_threads = min(
+            available_threads(), -(-n_starts * indicator.indices.size // _THREAD_WORK)
+        )
+        data = (
+            table.values,
+            table.log_factorial,
+            table.starts,
+            indicator.indptr,
+            indicator.indices,
+        )
+        if len(blocks) == 2:
+            # One pass over the samples, each start alone: as one call.
+            groups = np.array_split(
+                np.arange(n_starts), max(min(n_threads, n_starts), 1)
+            )
+            parts = _map_in_threads(
+                lambda group: _kernels.cell_step(
+                    *data,
+                    *(x[group[0] : group[-1] + 1] for x in theta),
+                    self.newton_steps,
+                    mode,
+                    MASS_FLOOR,
+                ),
+                groups,
+            )
+            return tuple(np.concatenate(arrays) for arrays in zip(*parts, strict=True))
+        constant, entry = _kernels.cell_terms(*data[:3], *theta)
+        responsibilities = mode != _kernels.LOG_LIKELIHOOD
+        sums = None
+        # Blocks of samples in a fixed order, whatever the number of threads;
+        # a few at a time, for the memory of their statistics.
+        for first in range(0, len(blocks) - 1, n_threads):
+            parts = _map_in_threads(
+                lambda b: _kernels.cell_block_statistics(
+                    entry,
+                    constant,
+                    indicator.indptr[blocks[b] : blocks[b + 1] + 1],
+                    indicator.indices,
+                    responsibilities,
+                ),
+                range(first, min(first + n_threads, len(blocks) - 1)),
+            )
+            for part in parts:
+                sums = (
+                    part
+                    if sums is None
+                    else tuple(x + y for x, y in zip(sums, part, strict=True))
+                )
+        log_likelihood, mass, totals = sums
+        if not responsibilities:
+            empty = np.empty((0,) + theta[1].shape[1:])
+            return log_likelihood.reshape(-1, 1, 1), empty[..., :1], empty, empty
+        new = self.update_from_statistics(Theta(*theta), mass, totals, mode)
+        return (log_likelihood.reshape(-1, 1, 1), *new)
 
     def em_step(self, theta):
         """One EM iteration: the log-likelihood at ``theta`` (per start, and
@@ -385,17 +439,14 @@ class MixtureLikelihood:
         as statistics that add up over blocks of samples: the log-likelihood
         per start, and with ``responsibilities`` the responsibility mass at
         each entry and its total per component (see
-        :func:`sknbmix._kernels.cell_statistics`)."""
+        :func:`sknbmix._kernels.cell_block_statistics`)."""
         table = self.table
         indicator = table.indicator
-        return _kernels.cell_statistics(
-            table.values,
-            table.log_factorial,
-            table.starts,
-            indicator.indptr,
-            indicator.indices,
-            *contiguous(theta),
-            responsibilities,
+        constant, entry = _kernels.cell_terms(
+            table.values, table.log_factorial, table.starts, *contiguous(theta)
+        )
+        return _kernels.cell_block_statistics(
+            entry, constant, indicator.indptr, indicator.indices, responsibilities
         )
 
     def update_from_statistics(self, theta, mass, totals, mode=_kernels.M_STEP):
@@ -579,6 +630,49 @@ class MixtureLikelihood:
             return log_prob, None
         resp = resp[0].T[entries]
         return log_prob, resp[:, 0] if self.shared_weights else resp
+
+
+# A pass over the samples of the per-sample model takes one thread per this
+# many non-zeros times starts (thread pools cost tens of microseconds)...
+_THREAD_WORK = 2_000_000
+# ... and from this many samples on, it adds them up in at most
+# _MAX_SAMPLE_BLOCKS blocks of at least _MIN_SAMPLE_BLOCK, in a fixed order,
+# so that the answer does not depend on the number of threads.
+_MIN_SAMPLE_BLOCK = 4096
+_MAX_SAMPLE_BLOCKS = 16
+_THREADS = None
+
+
+def available_threads():
+    """The threads a pass may use: ``OMP_NUM_THREADS`` if set (joblib's
+    worker processes set it to their share of the cores), else the cores
+    this process may run on."""
+    setting = os.environ.get("OMP_NUM_THREADS", "")
+    if setting.isdigit() and int(setting) > 0:
+        return int(setting)
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _sample_blocks(n_samples):
+    """The bounds of the blocks of samples a pass adds up (one block below
+    twice ``_MIN_SAMPLE_BLOCK``): a function of ``n_samples`` alone."""
+    n_blocks = min(_MAX_SAMPLE_BLOCKS, max(n_samples // _MIN_SAMPLE_BLOCK, 1))
+    return np.linspace(0, n_samples, n_blocks + 1).round().astype(np.int64)
+
+
+def _map_in_threads(function, items):
+    """``[function(item) for item in items]``, on threads when there are
+    several items (the compiled loops release the GIL)."""
+    global _THREADS
+    items = list(items)
+    if len(items) == 1:
+        return [function(items[0])]
+    # A forked child inherits the pool but not its threads: a pool of its own.
+    if _THREADS is None or _THREADS[0] != os.getpid():
+        _THREADS = os.getpid(), ThreadPoolExecutor(thread_name_prefix="sknbmix")
+    return list(_THREADS[1].map(function, items))
 
 
 def score_distribution(scores, counts):
