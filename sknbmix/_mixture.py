@@ -212,6 +212,15 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
     (1e8). All sums run over the distinct counts of each feature, and zero
     counts cost nothing, so sparse input is never densified.
 
+    ``fit``, ``fit_predict``, ``predict``, ``predict_proba``,
+    ``score_samples``, ``score``, ``aic`` and ``bic`` also take a
+    :class:`dask.array.Array` chunked along the samples (all features in one
+    chunk), and run as map-reduce on dask's active scheduler: each block of
+    samples stays where it is, and only sums over its samples travel. The
+    fit equals the in-memory fit of the same data up to rounding (size
+    factors and ``init_params="kmeans"`` need the data in memory); the
+    predictions are dask arrays. See :doc:`/scaling`.
+
     References
     ----------
     .. [1] Varadhan R, Roland C. Simple and globally convergent methods for
@@ -302,7 +311,8 @@ class NegBinomMixture(DensityMixin, BaseEstimator):
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Non-negative integer counts (whole floats are accepted), one row
-            per sample (cell) and one column per feature (gene).
+            per sample (cell) and one column per feature (gene); or a dask
+            array of them chunked along the samples (see Notes).
 
         y : Ignored
             Not used, present for API consistency by convention.
