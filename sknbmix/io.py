@@ -541,6 +541,18 @@ def _read_h5ad(path, columns, layer):
     return X, labels, [str(name) for name in adata.obs_names]
 
 
+def _open_backed(path):
+    """An ``.h5ad`` file opened in backed mode: its annotations read, its
+    counts left on disk (close ``.file`` when done)."""
+    anndata = _import_anndata()
+    if not path.is_file():
+        raise FileNotFoundError(f"No such file: {str(path)!r}")
+    try:
+        return anndata.read_h5ad(path, backed="r")
+    except OSError as exc:
+        raise ValueError(f"{path.name} is not an .h5ad file: {exc}") from None
+
+
 def _read_h5ad_lazily(path, columns, layer, chunks):
     """``.X`` or a layer of an ``.h5ad`` file as a dask array of blocks of
     ``chunks`` rows, read where they are computed."""
@@ -549,15 +561,9 @@ def _read_h5ad_lazily(path, columns, layer, chunks):
         raise ValueError(
             f"chunks must be a positive number of samples, got {chunks!r}."
         )
-    if not path.is_file():
-        raise FileNotFoundError(f"No such file: {str(path)!r}")
     import h5py
 
-    try:
-        # Backed mode reads the names, not the counts.
-        adata = anndata.read_h5ad(path, backed="r")
-    except OSError as exc:
-        raise ValueError(f"{path.name} is not an .h5ad file: {exc}") from None
+    adata = _open_backed(path)
     try:
         layers = list(adata.layers.keys())
         names = [str(name) for name in adata.var_names]
@@ -716,14 +722,7 @@ def _read_size_factor_text(path, sample_names):
 
 def _read_obs_column(path, column):
     """The ``.obs`` column ``column`` of an ``.h5ad`` file, as size factors."""
-    anndata = _import_anndata()
-    if not path.is_file():
-        raise FileNotFoundError(f"No such file: {str(path)!r}")
-    try:
-        # Backed: .obs is read, the counts are left on disk.
-        adata = anndata.read_h5ad(path, backed="r")
-    except OSError as exc:
-        raise ValueError(f"{path.name} is not an .h5ad file: {exc}") from None
+    adata = _open_backed(path)
     try:
         obs = adata.obs
         if column not in obs.columns:
