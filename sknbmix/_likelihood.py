@@ -269,9 +269,8 @@ class MixtureLikelihood:
         theta = contiguous(theta)
         n_starts = theta[1].shape[0]
         blocks = _sample_blocks(table.n_samples)
-        n_threads = min(
-            available_threads(), -(-n_starts * indicator.indices.size // _THREAD_WORK)
-        )
+        work = n_starts * indicator.indices.size
+        n_threads = max(min(available_threads(), -(-work // _THREAD_WORK)), 1)
         data = (
             table.values,
             table.log_factorial,
@@ -281,9 +280,7 @@ class MixtureLikelihood:
         )
         if len(blocks) == 2:
             # One pass over the samples, each start alone: as one call.
-            groups = np.array_split(
-                np.arange(n_starts), max(min(n_threads, n_starts), 1)
-            )
+            groups = np.array_split(np.arange(n_starts), min(n_threads, n_starts))
             parts = _map_in_threads(
                 lambda group: _kernels.cell_step(
                     *data,
