@@ -699,9 +699,8 @@ def cell_step(
     n_entries = values.size
     log_likelihood = np.empty((n_starts, 1, 1))
     size = n_starts if mode != LOG_LIKELIHOOD else 0
-    out_weights = np.empty((size, n_components, 1))
-    out_alpha = np.empty((size, n_components, n_features))
-    out_b = np.empty((size, n_components, n_features))
+    all_mass = np.empty((size, n_components, n_entries))
+    all_totals = np.empty((size, n_components))
     # Entries lead, components last: a sample's non-zero counts each read
     # (and write back) the K values of their entry at once.
     entry = np.empty((n_entries, n_components))
@@ -720,26 +719,26 @@ def cell_step(
             entry,
             mass,
             totals,
-            mode != LOG_LIKELIHOOD,
+            size > 0,
             mass_floor,
         )
-        if mode == LOG_LIKELIHOOD:
-            continue
-        _update_from_mass(
+        if size:
+            all_mass[s] = mass.T
+            all_totals[s] = totals
+    return (
+        log_likelihood,
+        *update_from_mass(
             values,
             starts,
-            np.ascontiguousarray(mass.T),
-            totals,
-            log_weights[s, :, 0],
-            log_alpha[s],
-            log_b[s],
+            all_mass,
+            all_totals,
+            log_weights[:size],
+            log_alpha[:size],
+            log_b[:size],
             newton_steps,
             mode,
-            out_weights[s, :, 0],
-            out_alpha[s],
-            out_b[s],
-        )
-    return log_likelihood, out_weights, out_alpha, out_b
+        ),
+    )
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
