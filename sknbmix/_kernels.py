@@ -1481,7 +1481,7 @@ def _scaled_cell_e_step(
     return total_log
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def scaled_cell_step(
     values,
     log_factorial,

@@ -227,13 +227,18 @@ class MixtureLikelihood:
         :func:`sknbmix._kernels.table_step`)."""
         table = self.table
         if self.sample_log_scale is not None:
-            return _kernels.scaled_cell_step(
-                *self._scaled_cell_data(),
-                *contiguous(theta),
-                self.newton_steps,
-                mode,
-                MASS_FLOOR,
-                self.count_bound,
+            data = self._scaled_cell_data()
+            return _by_start_groups(
+                lambda *part: _kernels.scaled_cell_step(
+                    *data,
+                    *part,
+                    self.newton_steps,
+                    mode,
+                    MASS_FLOOR,
+                    self.count_bound,
+                ),
+                contiguous(theta),
+                _threads_for(theta[1].shape[0] * table.indicator.indices.size),
             )
         if table.log_scales is not None:
             return _kernels.scaled_table_step(
@@ -267,10 +272,8 @@ class MixtureLikelihood:
         table = self.table
         indicator = table.indicator
         theta = contiguous(theta)
-        n_starts = theta[1].shape[0]
         blocks = _sample_blocks(table.n_samples)
-        work = n_starts * indicator.indices.size
-        n_threads = max(min(available_threads(), -(-work // _THREAD_WORK)), 1)
+        n_threads = _threads_for(theta[1].shape[0] * indicator.indices.size)
         data = (
             table.values,
             table.log_factorial,
@@ -280,18 +283,13 @@ class MixtureLikelihood:
         )
         if len(blocks) == 2:
             # One pass over the samples, each start alone: as one call.
-            groups = np.array_split(np.arange(n_starts), min(n_threads, n_starts))
-            parts = _map_in_threads(
-                lambda group: _kernels.cell_step(
-                    *data,
-                    *(x[group[0] : group[-1] + 1] for x in theta),
-                    self.newton_steps,
-                    mode,
-                    MASS_FLOOR,
+            return _by_start_groups(
+                lambda *part: _kernels.cell_step(
+                    *data, *part, self.newton_steps, mode, MASS_FLOOR
                 ),
-                groups,
+                theta,
+                n_threads,
             )
-            return tuple(np.concatenate(arrays) for arrays in zip(*parts, strict=True))
         constant, entry = _kernels.cell_terms(*data[:3], *theta)
         responsibilities = mode != _kernels.LOG_LIKELIHOOD
         sums = None
@@ -650,6 +648,23 @@ def available_threads():
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+def _threads_for(work):
+    """The threads a pass over ``work`` non-zeros times starts is worth."""
+    return max(min(available_threads(), -(-work // _THREAD_WORK)), 1)
+
+
+def _by_start_groups(kernel, theta, n_threads):
+    """``kernel(*theta)`` (a pass that returns arrays with a leading start
+    axis, each start computed alone) on up to ``n_threads`` groups of the
+    starts at once: the same answer, bit for bit."""
+    n_starts = theta[1].shape[0]
+    groups = np.array_split(np.arange(n_starts), min(n_threads, n_starts))
+    parts = _map_in_threads(
+        lambda group: kernel(*(x[group[0] : group[-1] + 1] for x in theta)), groups
+    )
+    return tuple(np.concatenate(arrays) for arrays in zip(*parts, strict=True))
 
 
 def _sample_blocks(n_samples):

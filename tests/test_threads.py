@@ -23,14 +23,20 @@ def threaded(monkeypatch):
 
 
 @pytest.mark.filterwarnings("ignore::sknbmix.exceptions.PoissonLimitWarning")
-@pytest.mark.parametrize("n_samples", [3000, 9000])
-def test_any_number_of_threads_gives_the_same_fit(threaded, monkeypatch, n_samples):
-    # 3,000 samples: the starts split over threads; 9,000: blocks of samples.
+@pytest.mark.parametrize(
+    "n_samples, size_factors", [(3000, None), (9000, None), (3000, "total")]
+)
+def test_any_number_of_threads_gives_the_same_fit(
+    threaded, monkeypatch, n_samples, size_factors
+):
+    # 3,000 samples: the starts split over threads (with size factors too);
+    # 9,000: blocks of samples.
     X = _counts(n_samples)
     fits = []
     for threads in ("1", "2", "3"):
         monkeypatch.setenv("OMP_NUM_THREADS", threads)
-        fits.append(NegBinomMixture(3, random_state=0).fit(X))
+        model = NegBinomMixture(3, size_factors=size_factors, random_state=0)
+        fits.append(model.fit(X))
     for fit in fits[1:]:
         for name in ("weights_", "alpha_", "b_", "lower_bound_", "n_iter_"):
             np.testing.assert_array_equal(getattr(fit, name), getattr(fits[0], name))
