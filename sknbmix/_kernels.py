@@ -1521,14 +1521,78 @@ def scaled_cell_step(
     maximises a minorant by steps that do not lower it, and cannot lower
     the likelihood. The rest is exact. The gradient at the current
     parameters is the log-likelihood's (Fisher's identity)."""
+    statistics = scaled_cell_block_statistics(
+        values,
+        log_factorial,
+        feature,
+        starts,
+        indptr,
+        indices,
+        repeated,
+        cell_log_scale,
+        node_t,
+        barycentric,
+        log_weights,
+        log_alpha,
+        log_b,
+        mode != LOG_LIKELIHOOD,
+        mass_floor,
+    )
+    size = n_starts = log_alpha.shape[0]
+    if mode == LOG_LIKELIHOOD:
+        size = 0
+    return (
+        statistics[0].reshape(n_starts, 1, 1),
+        *scaled_update_from_statistics(
+            values,
+            starts,
+            node_t,
+            statistics[1:],
+            log_weights[:size],
+            log_alpha[:size],
+            log_b[:size],
+            newton_steps,
+            mode,
+            count_bound,
+        ),
+    )
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def scaled_cell_block_statistics(
+    values,
+    log_factorial,
+    feature,
+    starts,
+    indptr,
+    indices,
+    repeated,
+    cell_log_scale,
+    node_t,
+    barycentric,
+    log_weights,
+    log_alpha,
+    log_b,
+    responsibilities,
+    mass_floor,
+):
+    """The E step of :func:`scaled_cell_step` on a block of samples, for
+    each start: the log-likelihood (n_starts,) and, with
+    ``responsibilities``, the statistics of :func:`_scaled_cell_e_step`
+    (mass, totals from ``mass_floor``, node mass, slope and curvature, each
+    with a leading start axis; empty without), which add up over blocks.
+    ``indptr``, ``cell_log_scale`` and the per-sample parts of ``repeated``
+    are the block's slices; ``indices`` is whole."""
     n_starts, n_components, n_features = log_alpha.shape
     n_entries = values.size
     n_nodes = node_t.size
-    log_likelihood = np.empty((n_starts, 1, 1))
-    size = n_starts if mode != LOG_LIKELIHOOD else 0
-    out_weights = np.empty((size, n_components, 1))
-    out_alpha = np.empty((size, n_components, n_features))
-    out_b = np.empty((size, n_components, n_features))
+    size = n_starts if responsibilities else 0
+    log_likelihood = np.empty(n_starts)
+    mass = np.empty((size, n_entries, n_components))
+    totals = np.empty((size, n_components))
+    node_mass = np.empty((size, n_components, n_nodes))
+    slope = np.empty((size, n_features, n_components))
+    curvature = np.empty((size, n_features, n_components))
     work = (
         np.empty((n_entries, n_components)),
         np.empty((n_entries, n_components)),
@@ -1537,10 +1601,8 @@ def scaled_cell_step(
         np.empty((n_features, n_components)),
         np.empty((n_features, n_components)),
     )
-    no_count_mass = np.zeros(n_nodes)
-    largest_log_scale = node_t.max()
     for s in range(n_starts):
-        log_likelihood[s, 0, 0] = _scaled_cell_e_step(
+        log_likelihood[s] = _scaled_cell_e_step(
             values,
             log_factorial,
             feature,
@@ -1555,15 +1617,46 @@ def scaled_cell_step(
             log_alpha[s],
             log_b[s],
             work,
-            mode != LOG_LIKELIHOOD,
+            responsibilities,
             mass_floor,
             np.empty(0),
             np.empty((0, n_components)),
         )
-        if mode == LOG_LIKELIHOOD:
-            continue
-        _, mass, totals, node_mass, slope, curvature = work
-        by_component = np.ascontiguousarray(mass.T)
+        if responsibilities:
+            mass[s] = work[1]
+            totals[s] = work[2]
+            node_mass[s] = work[3]
+            slope[s] = work[4]
+            curvature[s] = work[5]
+    return log_likelihood, mass, totals, node_mass, slope, curvature
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def scaled_update_from_statistics(
+    values,
+    starts,
+    node_t,
+    statistics,
+    log_weights,
+    log_alpha,
+    log_b,
+    newton_steps,
+    mode,
+    count_bound,
+):
+    """The M step or the gradient (``mode``) of :func:`scaled_cell_step` for
+    each start, from the statistics of :func:`scaled_cell_block_statistics`
+    (added over the blocks of samples; the totals with the mass floor)."""
+    mass, totals, node_mass, slope, curvature = statistics
+    n_starts, n_components, n_features = log_alpha.shape
+    n_entries = values.size
+    out_weights = np.empty((n_starts, n_components, 1))
+    out_alpha = np.empty((n_starts, n_components, n_features))
+    out_b = np.empty((n_starts, n_components, n_features))
+    no_count_mass = np.zeros(node_t.size)
+    largest_log_scale = node_t.max()
+    for s in range(n_starts):
+        by_component = np.ascontiguousarray(mass[s].T)
         for k in range(n_components):
             for f in range(n_features):
                 low, high = _entries(starts, f, n_entries)
@@ -1571,12 +1664,12 @@ def scaled_cell_step(
                     values[low:high],
                     by_component[k, low:high],
                     node_t,
-                    node_mass[k],
+                    node_mass[s, k],
                     no_count_mass,
                     (
                         log_b[s, k, f],
-                        slope[f, k],
-                        curvature[f, k],
+                        slope[s, f, k],
+                        curvature[s, f, k],
                         count_bound,
                         # Every s b <= 1: the bound holds all the way down.
                         1.0 if largest_log_scale + log_b[s, k, f] <= 0.0 else 0.0,
@@ -1586,8 +1679,13 @@ def scaled_cell_step(
                     newton_steps,
                     mode,
                 )
-        _update_weights(totals, log_weights[s, :, 0], out_weights[s, :, 0], mode)
-    return log_likelihood, out_weights, out_alpha, out_b
+        _update_weights(
+            np.ascontiguousarray(totals[s]),
+            log_weights[s, :, 0],
+            out_weights[s, :, 0],
+            mode,
+        )
+    return out_weights, out_alpha, out_b
 
 
 @njit(cache=True, error_model="numpy")

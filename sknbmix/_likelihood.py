@@ -227,19 +227,7 @@ class MixtureLikelihood:
         :func:`sknbmix._kernels.table_step`)."""
         table = self.table
         if self.sample_log_scale is not None:
-            data = self._scaled_cell_data()
-            return _by_start_groups(
-                lambda *part: _kernels.scaled_cell_step(
-                    *data,
-                    *part,
-                    self.newton_steps,
-                    mode,
-                    MASS_FLOOR,
-                    self.count_bound,
-                ),
-                contiguous(theta),
-                _threads_for(theta[1].shape[0] * table.indicator.indices.size),
-            )
+            return self._scaled_cell_pass(theta, mode)
         if table.log_scales is not None:
             return _kernels.scaled_table_step(
                 table.values,
@@ -292,31 +280,76 @@ class MixtureLikelihood:
             )
         constant, entry = _kernels.cell_terms(*data[:3], *theta)
         responsibilities = mode != _kernels.LOG_LIKELIHOOD
-        sums = None
-        # Blocks of samples in a fixed order, whatever the number of threads;
-        # a few at a time, for the memory of their statistics.
-        for first in range(0, len(blocks) - 1, n_threads):
-            parts = _map_in_threads(
-                lambda b: _kernels.cell_block_statistics(
-                    entry,
-                    constant,
-                    indicator.indptr[blocks[b] : blocks[b + 1] + 1],
-                    indicator.indices,
-                    responsibilities,
-                ),
-                range(first, min(first + n_threads, len(blocks) - 1)),
-            )
-            for part in parts:
-                sums = (
-                    part
-                    if sums is None
-                    else tuple(x + y for x, y in zip(sums, part, strict=True))
-                )
-        log_likelihood, mass, totals = sums
+        log_likelihood, mass, totals = _sum_over_blocks(
+            lambda low, high: _kernels.cell_block_statistics(
+                entry,
+                constant,
+                indicator.indptr[low : high + 1],
+                indicator.indices,
+                responsibilities,
+            ),
+            blocks,
+            n_threads,
+        )
         if not responsibilities:
-            empty = np.empty((0,) + theta[1].shape[1:])
-            return log_likelihood.reshape(-1, 1, 1), empty[..., :1], empty, empty
+            return _only_log_likelihood(log_likelihood, theta)
         new = self.update_from_statistics(Theta(*theta), mass, totals, mode)
+        return (log_likelihood.reshape(-1, 1, 1), *new)
+
+    def _scaled_cell_pass(self, theta, mode):
+        """:meth:`_cell_pass` with size factors."""
+        theta = contiguous(theta)
+        data = self._scaled_cell_data()
+        blocks = _sample_blocks(self.table.n_samples)
+        n_threads = _threads_for(theta[1].shape[0] * self.table.indicator.indices.size)
+        if len(blocks) == 2:
+            return _by_start_groups(
+                lambda *part: _kernels.scaled_cell_step(
+                    *data,
+                    *part,
+                    self.newton_steps,
+                    mode,
+                    MASS_FLOOR,
+                    self.count_bound,
+                ),
+                theta,
+                n_threads,
+            )
+        values, log_factorial, feature, starts, indptr, indices, repeated = data[:7]
+        log_scale, node_t, barycentric = data[7:]
+        responsibilities = mode != _kernels.LOG_LIKELIHOOD
+        log_likelihood, *statistics = _sum_over_blocks(
+            lambda low, high: _kernels.scaled_cell_block_statistics(
+                values,
+                log_factorial,
+                feature,
+                starts,
+                indptr[low : high + 1],
+                indices,
+                (repeated[0][low : high + 1], repeated[1], repeated[2][low:high]),
+                log_scale[low:high],
+                node_t,
+                barycentric,
+                *theta,
+                responsibilities,
+                0.0,
+            ),
+            blocks,
+            n_threads,
+        )
+        if not responsibilities:
+            return _only_log_likelihood(log_likelihood, theta)
+        statistics[1] = statistics[1] + MASS_FLOOR
+        new = _kernels.scaled_update_from_statistics(
+            values,
+            starts,
+            node_t,
+            tuple(statistics),
+            *theta,
+            self.newton_steps,
+            mode,
+            self.count_bound,
+        )
         return (log_likelihood.reshape(-1, 1, 1), *new)
 
     def em_step(self, theta):
@@ -665,6 +698,34 @@ def _by_start_groups(kernel, theta, n_threads):
         lambda group: kernel(*(x[group[0] : group[-1] + 1] for x in theta)), groups
     )
     return tuple(np.concatenate(arrays) for arrays in zip(*parts, strict=True))
+
+
+def _sum_over_blocks(statistics, blocks, n_threads):
+    """The sum of ``statistics(low, high)`` (a tuple of arrays) over the
+    blocks of samples between ``blocks`` bounds, added in their order
+    whatever the number of threads, a few blocks at a time (for the memory
+    of their statistics)."""
+    n_blocks = len(blocks) - 1
+    sums = None
+    for first in range(0, n_blocks, n_threads):
+        parts = _map_in_threads(
+            lambda b: statistics(blocks[b], blocks[b + 1]),
+            range(first, min(first + n_threads, n_blocks)),
+        )
+        for part in parts:
+            sums = (
+                part
+                if sums is None
+                else tuple(x + y for x, y in zip(sums, part, strict=True))
+            )
+    return sums
+
+
+def _only_log_likelihood(log_likelihood, theta):
+    """What a pass in ``LOG_LIKELIHOOD`` mode returns: the log-likelihood per
+    start, and empty parameters."""
+    empty = np.empty((0,) + theta[1].shape[1:])
+    return log_likelihood.reshape(-1, 1, 1), empty[..., :1], empty, empty
 
 
 def _sample_blocks(n_samples):

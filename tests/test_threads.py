@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from sknbmix import NegBinomMixture, _likelihood
+from sknbmix._data import total_size_factors
 from sknbmix._fit import FitSettings, initial_starts
 from sknbmix._likelihood import MixtureLikelihood
 
@@ -24,7 +25,8 @@ def threaded(monkeypatch):
 
 @pytest.mark.filterwarnings("ignore::sknbmix.exceptions.PoissonLimitWarning")
 @pytest.mark.parametrize(
-    "n_samples, size_factors", [(3000, None), (9000, None), (3000, "total")]
+    "n_samples, size_factors",
+    [(3000, None), (9000, None), (3000, "total"), (9000, "total")],
 )
 def test_any_number_of_threads_gives_the_same_fit(
     threaded, monkeypatch, n_samples, size_factors
@@ -42,10 +44,12 @@ def test_any_number_of_threads_gives_the_same_fit(
             np.testing.assert_array_equal(getattr(fit, name), getattr(fits[0], name))
 
 
+@pytest.mark.parametrize("scaled", [False, True])
 @pytest.mark.parametrize("mode", ["em_step", "gradient", "log_likelihood"])
-def test_blocks_of_samples_add_up_to_one_pass(threaded, monkeypatch, mode):
+def test_blocks_of_samples_add_up_to_one_pass(threaded, monkeypatch, mode, scaled):
     X = _counts(20_000)
-    likelihood = MixtureLikelihood.of_counts(X, True)
+    size_factors = total_size_factors(X) if scaled else None
+    likelihood = MixtureLikelihood.of_counts(X, True, size_factors)
     assert len(_likelihood._sample_blocks(20_000)) - 1 == 4
     theta = initial_starts(likelihood, FitSettings(n_components=3), 0, None)
     blocked = getattr(likelihood, mode)(theta)
