@@ -1558,6 +1558,21 @@ def scaled_cell_step(
     )
 
 
+@njit(cache=True, error_model="numpy")
+def _scaled_work(n_entries, n_components, n_nodes, n_features):
+    """Scratch and statistics of :func:`_scaled_cell_e_step` for one start:
+    ``entry``, ``mass``, ``totals``, ``node_mass``, ``slope``,
+    ``curvature``."""
+    return (
+        np.empty((n_entries, n_components)),
+        np.empty((n_entries, n_components)),
+        np.empty(n_components),
+        np.empty((n_components, n_nodes)),
+        np.empty((n_features, n_components)),
+        np.empty((n_features, n_components)),
+    )
+
+
 @njit(cache=True, error_model="numpy", nogil=True)
 def scaled_cell_block_statistics(
     values,
@@ -1593,14 +1608,7 @@ def scaled_cell_block_statistics(
     node_mass = np.empty((size, n_components, n_nodes))
     slope = np.empty((size, n_features, n_components))
     curvature = np.empty((size, n_features, n_components))
-    work = (
-        np.empty((n_entries, n_components)),
-        np.empty((n_entries, n_components)),
-        np.empty(n_components),
-        np.empty((n_components, n_nodes)),
-        np.empty((n_features, n_components)),
-        np.empty((n_features, n_components)),
-    )
+    work = _scaled_work(n_entries, n_components, n_nodes, n_features)
     for s in range(n_starts):
         log_likelihood[s] = _scaled_cell_e_step(
             values,
@@ -1711,14 +1719,7 @@ def scaled_cell_log_prob(
     n_components, n_features = log_alpha.shape
     n_entries = values.size
     n_samples = indptr.size - 1
-    work = (
-        np.empty((n_entries, n_components)),
-        np.empty((n_entries, n_components)),
-        np.empty(n_components),
-        np.empty((n_components, node_t.size)),
-        np.empty((n_features, n_components)),
-        np.empty((n_features, n_components)),
-    )
+    work = _scaled_work(n_entries, n_components, node_t.size, n_features)
     cell_log_prob = np.empty(n_samples)
     cell_resp = np.empty((n_samples, n_components))
     _scaled_cell_e_step(
