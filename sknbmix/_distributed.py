@@ -283,12 +283,6 @@ class DistributedLikelihood:
         distinct, inverse = np.unique(scores, return_inverse=True)
         return score_distribution(distinct, np.bincount(inverse, weights=counts))
 
-    def from_responsibilities(self, resp):
-        raise ValueError(
-            "Responsibilities of every sample are not made on the driver for a "
-            "dask array (init_params='kmeans' needs the data in memory)."
-        )
-
     def cell_log_prob(self, theta, *, responsibilities=True):
         """As :meth:`MixtureLikelihood.cell_log_prob`, as dask arrays chunked
         as the data (computed when asked for)."""
@@ -329,7 +323,7 @@ def fit_dask(X, settings, random_state=None, *, warm_start=None, labels=False):
     features are fit on the workers (see :func:`_fit_by_features`). Labels
     come back as a dask array.
     """
-    n_samples, n_features = X.shape
+    n_features = X.shape[1]
     # The cluster spreads the work; joblib's processes would each need it.
     settings = dataclasses.replace(settings, n_jobs=1)
     # Blocks are read (computed) once per pass, never kept: what stays on
